@@ -1,0 +1,225 @@
+"""One frozen settings object, built from environment variables (CLI flags are merged in first).
+
+Nothing here reads the environment by itself: callers pass a mapping, so tests and the CLI
+decide what counts. Every error names the variable, the bad value and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from apiclub.errors import ConfigError
+
+KIB = 1024
+MIB = 1024 * KIB
+SECONDS = 1.0
+
+DEFAULT_DOMAINS = ("localhost", "127.0.0.1", "::1")
+ProxyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# RFC 1035 2.3.4 / RFC 1123 2.1: labels of letters, digits and hyphens, 63 octets at most.
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+class TlsMode(enum.StrEnum):
+    """Where the HTTPS listener's certificates come from."""
+
+    AUTO = "auto"
+    """Local CA for every name (ACME for public names arrives with the ACME issuer)."""
+    INTERNAL = "internal"
+    """The project's own local CA, like mkcert, for every configured name."""
+    FILES = "files"
+    """A certificate chain and key that the operator gives."""
+    OFF = "off"
+    """Plain HTTP only, for running behind a TLS-terminating proxy."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything apiclub needs to run; defaults serve `make dev` with no configuration."""
+
+    host: str = "127.0.0.1"
+    """Address the listeners bind (APICLUB_HOST); `0.0.0.0` or `::` to serve the world."""
+    https_port: int = 8443
+    """Port of the HTTPS listener (APICLUB_HTTPS_PORT); 0 picks a free one."""
+    http_port: int = 8080
+    """Port of the redirect listener (APICLUB_HTTP_PORT); 0 turns it off."""
+    public_https_port: int | None = None
+    """Port clients reach HTTPS on, named in redirects (APICLUB_PUBLIC_HTTPS_PORT).
+
+    Defaults to `https_port`; set it to 443 in a container that listens on 8443."""
+    domains: tuple[str, ...] = DEFAULT_DOMAINS
+    """Names served and certified (APICLUB_DOMAINS, comma-separated): DNS names or IPs."""
+    data_dir: Path = Path("data")
+    """Database, local CA and certificates live here (APICLUB_DATA_DIR)."""
+    db_file: Path | None = None
+    """The SQLite file (DB_FILE_PATH); defaults to `<data_dir>/api.db`."""
+    tls: TlsMode = TlsMode.AUTO
+    """Certificate source (APICLUB_TLS): auto, internal, files or off."""
+    cert_file: Path | None = None
+    """Certificate chain, leaf first, PEM, for `files` mode (APICLUB_CERT_FILE)."""
+    key_file: Path | None = None
+    """Private key, PEM, for `files` mode (APICLUB_KEY_FILE)."""
+    max_body_size: int = 1 * MIB
+    """Largest request body accepted, in bytes (APICLUB_MAX_BODY_SIZE); larger ones get 413."""
+    grace_period: float = 10 * SECONDS
+    """Seconds in-flight requests get to finish on SIGTERM (APICLUB_GRACE_PERIOD)."""
+    log_level: str = "INFO"
+    """Logging threshold (APICLUB_LOG_LEVEL): DEBUG, INFO, WARNING or ERROR."""
+    trusted_proxies: tuple[ProxyNetwork, ...] = ()
+    """Peers whose X-Forwarded-For/-Proto and X-Real-IP count (APICLUB_TRUSTED_PROXIES,
+    comma-separated addresses or CIDR networks); from anyone else they are ignored."""
+
+    def __post_init__(self) -> None:
+        ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
+        for key, port in ports:
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{key}={port!r} is not a port (0-65535)")
+        if self.public_https_port is not None and not 1 <= self.public_https_port <= 65535:
+            raise ConfigError(
+                f"APICLUB_PUBLIC_HTTPS_PORT={self.public_https_port!r} is not a port (1-65535)"
+            )
+        if not self.domains:
+            raise ConfigError("APICLUB_DOMAINS is empty: name at least one domain, e.g. localhost")
+        if self.tls is TlsMode.FILES and (self.cert_file is None or self.key_file is None):
+            raise ConfigError(
+                "APICLUB_TLS=files needs APICLUB_CERT_FILE and APICLUB_KEY_FILE "
+                "(--cert-file and --key-file)"
+            )
+        if self.max_body_size < 1:
+            raise ConfigError(f"APICLUB_MAX_BODY_SIZE={self.max_body_size!r} must be at least 1")
+        if self.grace_period < 0:
+            raise ConfigError(f"APICLUB_GRACE_PERIOD={self.grace_period!r} must not be negative")
+        if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError(
+                f"APICLUB_LOG_LEVEL={self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR"
+            )
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file: DB_FILE_PATH, or `api.db` in the data directory."""
+        return self.db_file if self.db_file is not None else self.data_dir / "api.db"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from `environ`; unset or empty variables keep their defaults."""
+
+        def get(key: str) -> str | None:
+            value = environ.get(key, "").strip()
+            return value or None
+
+        values: dict[str, object] = {}
+        if (host := get("APICLUB_HOST")) is not None:
+            values["host"] = host
+        for key, name in (
+            ("APICLUB_HTTPS_PORT", "https_port"),
+            ("APICLUB_HTTP_PORT", "http_port"),
+            ("APICLUB_PUBLIC_HTTPS_PORT", "public_https_port"),
+        ):
+            if (raw := get(key)) is not None:
+                values[name] = _parse_port(key, raw)
+        if (raw := get("APICLUB_DOMAINS")) is not None:
+            values["domains"] = parse_domains(raw)
+        if (raw := get("APICLUB_DATA_DIR")) is not None:
+            values["data_dir"] = Path(raw)
+        if (raw := get("DB_FILE_PATH")) is not None:
+            values["db_file"] = Path(raw)
+        if (raw := get("APICLUB_TLS")) is not None:
+            values["tls"] = _parse_tls_mode(raw)
+        if (raw := get("APICLUB_CERT_FILE")) is not None:
+            values["cert_file"] = Path(raw)
+        if (raw := get("APICLUB_KEY_FILE")) is not None:
+            values["key_file"] = Path(raw)
+        if (raw := get("APICLUB_MAX_BODY_SIZE")) is not None:
+            values["max_body_size"] = _parse_int("APICLUB_MAX_BODY_SIZE", raw)
+        if (raw := get("APICLUB_GRACE_PERIOD")) is not None:
+            values["grace_period"] = _parse_seconds("APICLUB_GRACE_PERIOD", raw)
+        if (raw := get("APICLUB_LOG_LEVEL")) is not None:
+            values["log_level"] = raw.upper()
+        if (raw := get("APICLUB_TRUSTED_PROXIES")) is not None:
+            values["trusted_proxies"] = parse_networks(raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def parse_networks(raw: str) -> tuple[ProxyNetwork, ...]:
+    """Parse comma-separated addresses and CIDR networks (`10.0.0.0/8, ::1`)."""
+    networks = []
+    for part in (item.strip() for item in raw.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"APICLUB_TRUSTED_PROXIES entry {part!r} is not an IP address or CIDR network "
+                "(e.g. 127.0.0.1 or 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)
+
+
+def parse_domains(raw: str) -> tuple[str, ...]:
+    """Split a comma-separated list of names and normalise each (see `normalize_name`)."""
+    names = [normalize_name(part) for part in raw.split(",") if part.strip()]
+    if not names:
+        raise ConfigError(f"APICLUB_DOMAINS={raw!r} names no domain: give e.g. 'example.com'")
+    return tuple(dict.fromkeys(names))
+
+
+def normalize_name(raw: str) -> str:
+    """Lower-case a DNS name, drop a trailing dot, encode IDN as punycode; canonicalise an IP.
+
+    Raises:
+        ConfigError: the name is neither an IP address nor a valid DNS name.
+    """
+    text = raw.strip().strip("[]")
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    name = text.rstrip(".").lower()
+    try:
+        name = name.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ConfigError(f"domain {raw!r} is not a valid DNS name: {exc}") from None
+    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+        raise ConfigError(
+            f"domain {raw!r} is not a valid DNS name "
+            "(letters, digits, hyphens and dots, e.g. api.example.com)"
+        )
+    return name
+
+
+def _parse_port(key: str, raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not a port (0-65535)") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{key}={raw!r} is not a port (0-65535)")
+    return port
+
+
+def _parse_int(key: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not a whole number") from None
+
+
+def _parse_seconds(key: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not a number of seconds") from None
+
+
+def _parse_tls_mode(raw: str) -> TlsMode:
+    try:
+        return TlsMode(raw.lower())
+    except ValueError:
+        choices = ", ".join(mode.value for mode in TlsMode)
+        raise ConfigError(f"APICLUB_TLS={raw!r} is not one of {choices}") from None

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from apiclub.errors import ConfigError
+from apiclub.settings import DEFAULT_DOMAINS, Settings, TlsMode, normalize_name
+
+
+def test_defaults_serve_make_dev_with_no_configuration() -> None:
+    settings = Settings.from_env({})
+    assert (settings.host, settings.https_port, settings.http_port) == ("127.0.0.1", 8443, 8080)
+    assert settings.domains == DEFAULT_DOMAINS
+    assert settings.tls is TlsMode.AUTO
+    assert settings.database_path == Path("data/api.db")
+    assert settings.max_body_size == 1024 * 1024
+
+
+def test_environment_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "APICLUB_HOST": "0.0.0.0",
+            "APICLUB_HTTPS_PORT": "443",
+            "APICLUB_HTTP_PORT": "0",
+            "APICLUB_PUBLIC_HTTPS_PORT": "443",
+            "APICLUB_DOMAINS": "Example.COM, api.example.com.,example.com",
+            "APICLUB_DATA_DIR": "/var/lib/apiclub",
+            "APICLUB_TLS": "INTERNAL",
+            "APICLUB_MAX_BODY_SIZE": "2048",
+            "APICLUB_GRACE_PERIOD": "2.5",
+            "APICLUB_LOG_LEVEL": "debug",
+        }
+    )
+    assert settings.domains == ("example.com", "api.example.com")
+    assert settings.database_path == Path("/var/lib/apiclub/api.db")
+    assert (settings.http_port, settings.public_https_port) == (0, 443)
+    assert settings.tls is TlsMode.INTERNAL
+    assert (settings.max_body_size, settings.grace_period, settings.log_level) == (
+        2048,
+        2.5,
+        "DEBUG",
+    )
+
+
+def test_db_file_path_keeps_the_tutorials_name() -> None:
+    settings = Settings.from_env({"DB_FILE_PATH": "/data/api.db", "APICLUB_DATA_DIR": "/x"})
+    assert settings.database_path == Path("/data/api.db")
+
+
+def test_empty_variables_keep_defaults() -> None:
+    assert Settings.from_env({"APICLUB_HTTPS_PORT": "", "APICLUB_DOMAINS": " "}) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"APICLUB_HTTPS_PORT": "abc"}, "APICLUB_HTTPS_PORT='abc' is not a port (0-65535)"),
+        ({"APICLUB_HTTP_PORT": "70000"}, "APICLUB_HTTP_PORT='70000' is not a port (0-65535)"),
+        ({"APICLUB_PUBLIC_HTTPS_PORT": "0"}, "APICLUB_PUBLIC_HTTPS_PORT=0 is not a port (1-65535)"),
+        ({"APICLUB_DOMAINS": ",,"}, "APICLUB_DOMAINS=',,' names no domain"),
+        ({"APICLUB_DOMAINS": "-bad.example"}, "domain '-bad.example' is not a valid DNS name"),
+        ({"APICLUB_TLS": "acme!"}, "APICLUB_TLS='acme!' is not one of auto, internal, files, off"),
+        ({"APICLUB_TLS": "files"}, "APICLUB_TLS=files needs APICLUB_CERT_FILE"),
+        ({"APICLUB_MAX_BODY_SIZE": "1MB"}, "APICLUB_MAX_BODY_SIZE='1MB' is not a whole number"),
+        ({"APICLUB_MAX_BODY_SIZE": "0"}, "APICLUB_MAX_BODY_SIZE=0 must be at least 1"),
+        ({"APICLUB_GRACE_PERIOD": "soon"}, "APICLUB_GRACE_PERIOD='soon' is not a number"),
+        ({"APICLUB_GRACE_PERIOD": "-1"}, "APICLUB_GRACE_PERIOD=-1.0 must not be negative"),
+        ({"APICLUB_LOG_LEVEL": "LOUD"}, "APICLUB_LOG_LEVEL='LOUD' is not one of DEBUG"),
+        ({"APICLUB_TRUSTED_PROXIES": "nginx"}, "APICLUB_TRUSTED_PROXIES entry 'nginx' is not"),
+    ],
+)
+def test_bad_values_name_the_variable_and_the_fix(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(environ)
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        ("LocalHost", "localhost"),
+        ("example.com.", "example.com"),
+        ("[::1]", "::1"),
+        ("0:0::1", "::1"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("10.0.0.1", "10.0.0.1"),
+    ],
+)
+def test_names_are_normalised(raw: str, name: str) -> None:
+    assert normalize_name(raw) == name
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(AttributeError):
+        Settings().https_port = 1  # type: ignore[misc]
+
+
+def test_trusted_proxies_take_addresses_and_networks() -> None:
+    settings = Settings.from_env({"APICLUB_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,,::1"})
+    assert [str(net) for net in settings.trusted_proxies] == [
+        "127.0.0.1/32",
+        "10.0.0.0/8",
+        "::1/128",
+    ]
+    assert Settings.from_env({}).trusted_proxies == ()
