@@ -1,0 +1,120 @@
+"""The SQLite engine: one file in WAL mode, a busy timeout, and how Piccolo is pointed at it.
+
+Piccolo's `SQLiteEngine` opens a new connection for every query and does not enable WAL, so
+the file is switched to WAL once here (the mode persists in the file) and every connection
+gets a busy timeout: concurrent writers wait for the lock instead of failing with
+"database is locked". Every connection also sets `synchronous=FULL` (SQLite's usual default,
+but builds may lower it): in WAL mode FULL keeps acknowledged commits across a process crash
+*and* a power loss, where NORMAL survives only the former; it costs one fsync per commit.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from piccolo.apps.migrations.tables import Migration
+from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
+
+from apiclub.db import piccolo_conf
+from apiclub.db.tables import Task
+from apiclub.errors import StorageError
+
+SECONDS = 1.0
+BUSY_TIMEOUT = 30 * SECONDS
+"""How long a query waits for another connection's write lock before giving up."""
+
+
+class _DurableConnection(sqlite3.Connection):
+    """A connection that syncs every commit to disk (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.execute("PRAGMA synchronous=FULL")
+
+
+def create_engine(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SQLiteEngine:
+    """Prepare the SQLite file at `path` (WAL, writable) and return a Piccolo engine for it.
+
+    Raises:
+        StorageError: the directory or file cannot be created, opened or written.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create the database directory {path.parent}: {exc.strerror or exc}; "
+            "make it a writable directory or set DB_FILE_PATH / APICLUB_DATA_DIR elsewhere"
+        ) from None
+    try:
+        _prepare_file(path, busy_timeout)
+    except sqlite3.Error as exc:
+        raise StorageError(
+            f"cannot use the database file {path}: {exc}; check that it is a SQLite file on a "
+            "writable file system with free space, or set DB_FILE_PATH elsewhere"
+        ) from None
+    # aiosqlite hands these keyword arguments to sqlite3.connect for each new connection.
+    return SQLiteEngine(path=str(path), timeout=busy_timeout, factory=_DurableConnection)
+
+
+def _prepare_file(path: Path, busy_timeout: float) -> None:
+    connection = sqlite3.connect(
+        path, timeout=busy_timeout, isolation_level=None, factory=_DurableConnection
+    )
+    with closing(connection) as conn:
+        (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"journal mode is {mode!r}, WAL could not be enabled")
+        # Takes the write lock and rolls back: proves the file is writable before we serve.
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+
+
+def bind_engine(engine: SQLiteEngine) -> None:
+    """Make this process's Piccolo (tables, migrations, `piccolo` commands) use `engine`."""
+    piccolo_conf.DB = engine
+    # Piccolo finds its engine only through the module that PICCOLO_CONF names (its migration
+    # manager calls engine_finder() itself), so pointing the variable at our module is the hook.
+    os.environ["PICCOLO_CONF"] = piccolo_conf.__name__
+    Task._meta.db = engine
+    Migration._meta.db = engine
+
+
+class _ClosingTransaction(SQLiteTransaction):
+    """Piccolo's transaction, closing its connection when BEGIN itself fails.
+
+    Piccolo opens the connection in `__aenter__` and closes it in `__aexit__`; when BEGIN
+    fails (busy past the timeout) `__aexit__` never runs, and the connection, with aiosqlite's
+    non-daemon worker thread, would leak on every 503 and keep the process from exiting.
+    """
+
+    async def begin(self) -> None:
+        try:
+            await super().begin()  # type: ignore[no-untyped-call]
+        except BaseException:
+            await self.connection.close()
+            raise
+
+
+def write_transaction() -> SQLiteTransaction:
+    """An IMMEDIATE transaction on the bound engine: writers queue on the busy timeout.
+
+    A DEFERRED transaction that reads first and then writes cannot wait for the lock (SQLite
+    answers SQLITE_BUSY at once to avoid a deadlock); IMMEDIATE takes the lock up front.
+    """
+    return _ClosingTransaction(bound_engine(), transaction_type=TransactionType.immediate)
+
+
+def bound_engine() -> SQLiteEngine:
+    """The engine `bind_engine` installed.
+
+    Raises:
+        RuntimeError: no SQLite engine is bound (a programming error, not an operator's).
+    """
+    engine = piccolo_conf.DB
+    if not isinstance(engine, SQLiteEngine):
+        raise RuntimeError("no database engine bound: call bind_engine(create_engine(path)) first")
+    return engine
