@@ -1,0 +1,46 @@
+"""The Litestar app factory: routes, error handlers, limits, and the database at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from apiclub import __version__
+from apiclub.api.errors import create_exception_handlers
+from apiclub.api.requests import ApiRequest
+from apiclub.api.status import check_database, read_status
+from apiclub.api.tasks import TaskController
+from apiclub.db import create_engine, default_lock_path, migrate
+from apiclub.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the API app; its start-up opens the database and applies pending migrations.
+
+    Start-up fails (and so the server refuses to start) with `StorageError` when the database
+    file is unusable and with `MigrationError` when a migration fails.
+    """
+
+    async def open_database() -> None:
+        path = settings.database_path
+        # create_engine touches the file (WAL, a write-lock probe): keep it off the event loop.
+        engine = await asyncio.to_thread(create_engine, path)
+        applied = await migrate(engine, default_lock_path(path))
+        logger.info("database %s ready, %d migration(s) applied", path, len(applied))
+
+    return Litestar(
+        route_handlers=[read_status, check_database, TaskController],
+        on_startup=[open_database],
+        exception_handlers=create_exception_handlers(settings.max_body_size),
+        request_class=ApiRequest,
+        request_max_body_size=settings.max_body_size,
+        openapi_config=OpenAPIConfig(title="apiclub", version=__version__),
+        # The launcher owns logging; Litestar's default config would reconfigure the root logger.
+        logging_config=None,
+        debug=False,
+    )

@@ -1,0 +1,101 @@
+"""Exception handlers: every error answers JSON `{"status_code", "detail", "extra"}`.
+
+- `HTTPException` (validation, 404, 405, 413 ...): its status and detail; 5xx details hidden.
+- SQLite busy beyond the timeout, read-only, full or unreachable: 503 with `Retry-After`,
+  since waiting or an operator can fix it (RFC 9110 15.6.4).
+- Anything else: 500 `Internal Server Error`, logged with its traceback, never sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException
+from litestar.status_codes import (
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+from litestar.types import ExceptionHandlersMap
+
+logger = logging.getLogger(__name__)
+
+SECONDS = 1
+JSON_EXAMPLE = '{"name": "Write the tests"}'
+RETRY_AFTER = 5 * SECONDS
+"""What 503 answers tell clients to wait before retrying."""
+
+# Primary SQLite result codes (https://www.sqlite.org/rescode.html) that mean "not now" rather
+# than "bug": the lock stayed taken past the busy timeout, or the file cannot be written.
+_UNAVAILABLE = {
+    sqlite3.SQLITE_BUSY: "the database is busy",
+    sqlite3.SQLITE_LOCKED: "the database is busy",
+    sqlite3.SQLITE_READONLY: "the database is read-only",
+    sqlite3.SQLITE_IOERR: "the database cannot be read or written",
+    sqlite3.SQLITE_FULL: "the database disk is full",
+    sqlite3.SQLITE_CANTOPEN: "the database file cannot be opened",
+}
+
+
+def create_exception_handlers(max_body_size: int) -> ExceptionHandlersMap:
+    """The handlers for `Litestar(exception_handlers=...)`; `max_body_size` names the 413 limit."""
+
+    def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+        status = exc.status_code
+        if status >= HTTP_500_INTERNAL_SERVER_ERROR:
+            return handle_internal(request, exc)
+        detail, extra = exc.detail, _explain_missing_body(exc.extra)
+        if status == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+            detail = f"request body is larger than {max_body_size} bytes"
+            extra = {"max_body_size": max_body_size}
+        return _json_error(status, detail, extra, exc.headers)
+
+    def handle_sqlite(request: Request[Any, Any, Any], exc: sqlite3.Error) -> Response[Any]:
+        reason = _UNAVAILABLE.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF)
+        if reason is None:
+            return handle_internal(request, exc)
+        logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+        return _json_error(
+            HTTP_503_SERVICE_UNAVAILABLE,
+            f"Service Unavailable: {reason}, retry later",
+            None,
+            {"Retry-After": str(RETRY_AFTER)},
+        )
+
+    def handle_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _json_error(HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error", None, None)
+
+    return {
+        HTTPException: handle_http,
+        sqlite3.Error: handle_sqlite,
+        Exception: handle_internal,
+    }
+
+
+def _json_error(
+    status: int, detail: str, extra: Any, headers: dict[str, str] | None
+) -> Response[Any]:
+    return Response(
+        content={"status_code": status, "detail": detail, "extra": extra},
+        status_code=status,
+        headers=headers,
+        media_type=MediaType.JSON,
+    )
+
+
+def _explain_missing_body(extra: Any) -> Any:
+    # Litestar reports an empty body as the KeyError text "'data'"; say what the client can fix.
+    if isinstance(extra, list):
+        return [
+            {**item, "message": f"request body is empty: send a JSON object like {JSON_EXAMPLE}"}
+            if isinstance(item, dict)
+            and item.get("key") == "data"
+            and item.get("message") == "'data'"
+            else item
+            for item in extra
+        ]
+    return extra

@@ -1,0 +1,79 @@
+"""The task routes: list, create, read, update, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, delete, get, post, put
+from litestar.exceptions import NotFoundException
+from litestar.params import JSONBody, Parameter
+
+from apiclub.api.schemas import MAX_PAGE, MAX_PAGE_SIZE, TaskIn, TaskOut, TaskPage
+from apiclub.db import tasks
+
+MAX_TASK_ID = 2**63 - 1
+"""SQLite's largest integer: a larger id cannot exist, and would fail inside SQLite."""
+
+TaskId = Annotated[int, Parameter(description="The task's id.")]
+
+
+class TaskController(Controller):
+    """Tasks at /task; `/task` and `/task/` both work (Litestar ignores a trailing slash)."""
+
+    path = "/task"
+    tags = ("tasks",)
+
+    @get("/", summary="List tasks")
+    async def list_tasks(
+        self,
+        page: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="1-based page.")] = 1,
+        page_size: Annotated[
+            int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Tasks per page.")
+        ] = 10,
+        name: Annotated[
+            str | None, Parameter(description="Only tasks whose name contains this text.")
+        ] = None,
+    ) -> TaskPage:
+        """One page of tasks ordered by id; `total` counts all tasks matching `name`."""
+        rows, total = await tasks.list_tasks(
+            name=name, limit=page_size, offset=(page - 1) * page_size
+        )
+        return TaskPage(
+            tasks=[TaskOut.from_row(row) for row in rows],
+            total=total,
+            page=page,
+            page_size=page_size,
+        )
+
+    @post("/", summary="Create a task")
+    async def create_task(self, data: JSONBody[TaskIn]) -> TaskOut:
+        """Store a new task; answers 201 and the task as stored."""
+        return TaskOut.from_row(await tasks.create_task(data.name))
+
+    @get("/{task_id:int}", summary="Read a task", raises=[NotFoundException])
+    async def read_task(self, task_id: TaskId) -> TaskOut:
+        """The task with this id, or 404."""
+        row = await tasks.get_task(task_id) if _valid(task_id) else None
+        return _found(row, task_id)
+
+    @put("/{task_id:int}", summary="Rename a task", raises=[NotFoundException])
+    async def update_task(self, task_id: TaskId, data: JSONBody[TaskIn]) -> TaskOut:
+        """Replace the task's name; answers the updated task, or 404."""
+        row = await tasks.update_task(task_id, data.name) if _valid(task_id) else None
+        return _found(row, task_id)
+
+    @delete("/{task_id:int}", summary="Delete a task", status_code=200, raises=[NotFoundException])
+    async def delete_task(self, task_id: TaskId) -> TaskOut:
+        """Delete the task; answers it as it was, or 404."""
+        row = await tasks.delete_task(task_id) if _valid(task_id) else None
+        return _found(row, task_id)
+
+
+def _valid(task_id: int) -> bool:
+    return 1 <= task_id <= MAX_TASK_ID
+
+
+def _found(row: tasks.TaskRow | None, task_id: int) -> TaskOut:
+    if row is None:
+        raise NotFoundException(detail="Task not found", extra={"id": task_id})
+    return TaskOut.from_row(row)

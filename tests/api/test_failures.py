@@ -1,0 +1,119 @@
+"""Server-side failures: 500 without leaks, 503 with Retry-After when the database cannot write."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from httpx import Response
+from piccolo.engine.sqlite import SQLiteEngine
+
+from apiclub import __version__
+from apiclub.api import create_app
+from apiclub.db import bind_engine, create_engine
+from apiclub.settings import MIB, Settings
+from tests.api.conftest import serve
+
+pytestmark = pytest.mark.anyio
+
+Client = httpx.AsyncClient
+
+
+@contextmanager
+def write_lock_held(path: Path) -> Iterator[None]:
+    """Another connection holds the write lock, as a long writer in another process would."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
+
+
+async def sqlite_threads_end(within: float = 5.0) -> bool:
+    """Whether every aiosqlite worker thread has finished (they end when closed)."""
+    for _ in range(int(within / 0.05)):
+        if not any("_connection_worker_thread" in t.name for t in threading.enumerate()):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_unexpected_error_is_500_without_details(
+    client: Client, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with closing(sqlite3.connect(settings.database_path)) as other:
+        other.execute("DROP TABLE task")
+    with caplog.at_level(logging.ERROR, logger="apiclub"):
+        response = await client.get("/task/")
+    assert response.status_code == 500
+    assert response.json() == {"status_code": 500, "detail": "Internal Server Error", "extra": None}
+    for secret in ("Traceback", "no such table", "sqlite", "litestar", __version__):
+        assert secret not in response.text
+    assert "no such table: task" in caplog.text  # the operator still sees why
+
+
+async def test_write_blocked_past_the_busy_timeout_is_503(
+    client: Client, settings: Settings
+) -> None:
+    bind_engine(create_engine(settings.database_path, busy_timeout=0.2))
+    with write_lock_held(settings.database_path):
+        response = await client.post("/task/", json={"name": "waits too long"})
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        # The failed BEGIN must not leak its connection (and aiosqlite's worker thread).
+        assert await sqlite_threads_end(), "a connection was left open"
+        assert response.json()["detail"] == (
+            "Service Unavailable: the database is busy, retry later"
+        )
+        # WAL: readers are not blocked by the writer.
+        assert (await client.get("/task/")).status_code == 200
+    assert (await client.post("/task/", json={"name": "now"})).status_code == 201
+    assert (await client.get("/task/")).json()["total"] == 1
+
+
+async def test_write_waits_for_a_short_lock_instead_of_failing(
+    client: Client, settings: Settings
+) -> None:
+    responses: list[Response] = []
+
+    async def post() -> None:
+        responses.append(await client.post("/task/", json={"name": "patient"}))
+
+    with closing(sqlite3.connect(settings.database_path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        async with anyio.create_task_group() as group:
+            group.start_soon(post)
+            await anyio.sleep(0.5)
+            assert responses == []  # waiting on the busy timeout, not failed
+            other.execute("ROLLBACK")
+    assert responses[0].status_code == 201
+
+
+async def test_read_only_database_is_503(client: Client, settings: Settings) -> None:
+    # Running as root, file modes do not stop writes: open the file read-only instead.
+    bind_engine(SQLiteEngine(path=f"file:{settings.database_path}?mode=ro", uri=True))
+    response = await client.post("/task/", json={"name": "cannot land"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert "read-only" in response.json()["detail"]
+    assert (await client.get("/task/")).status_code == 200
+
+
+async def test_json_nested_100000_deep_is_400(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path, max_body_size=1 * MIB))
+    async with serve(app) as client:
+        for content in (b"[" * 100_000, b'{"name": ' + b"[" * 100_000):
+            response = await client.post(
+                "/task/", content=content, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 400
+            assert "not valid JSON" in response.json()["detail"]
