@@ -1,0 +1,45 @@
+"""Certificates for the HTTPS listener: a local CA, operator files, SNI choice, renewal.
+
+Cheat sheet (the whole public surface)::
+
+    from apiclub.tls import CertManager, root_cert_path, install_root
+
+    manager = CertManager(settings)          # local CA (auto/internal) or files (files)
+    manager.prepare()                        # at start-up; raises CertificateError/StorageError
+    ctx = manager.server_context()           # ssl.SSLContext: TLS 1.2+, ALPN h2, SNI map
+    task = asyncio.create_task(manager.maintain(stop_event))   # renews, never raises
+    manager.renew(force=True)                # new leaf now; next handshake serves it
+
+    root = root_cert_path(settings)          # data/ca/root.pem, created on first use
+    print(install_root(root))                # system trust store (Debian, as root)
+
+    ca = LocalCA.load_or_create(FileStorage(data_dir))
+    leaf = ca.issue_cert(["localhost", "127.0.0.1"])   # CertifiedKey: chain_pem, key_pem, leaf
+    client = ssl.create_default_context(cafile=ca.root_cert_path)
+
+This package imports only the standard library, cryptography and apiclub.settings/errors.
+"""
+
+from __future__ import annotations
+
+from apiclub.tls.certified import CertifiedKey
+from apiclub.tls.context import CertMap, create_server_context
+from apiclub.tls.local_ca import LocalCA
+from apiclub.tls.manager import CertManager, root_cert_path
+from apiclub.tls.names import is_local_name
+from apiclub.tls.storage import FileStorage, Storage
+from apiclub.tls.trust import install_root, trust_commands
+
+__all__ = [
+    "CertManager",
+    "CertMap",
+    "CertifiedKey",
+    "FileStorage",
+    "LocalCA",
+    "Storage",
+    "create_server_context",
+    "install_root",
+    "is_local_name",
+    "root_cert_path",
+    "trust_commands",
+]

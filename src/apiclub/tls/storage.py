@@ -1,0 +1,170 @@
+"""Where certificates, keys and the local CA live: files under the data directory.
+
+Modelled on certmagic's `Storage`: keys are slash-separated relative names (`ca/root.pem`),
+writes are atomic, secrets are never readable by others, and a named lock serialises work
+across processes (two replicas must never order the same certificate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from apiclub.errors import StorageError
+
+PRIVATE_FILE_MODE = 0o600
+PUBLIC_FILE_MODE = 0o644
+DIR_MODE = 0o700
+LOCKS_DIR = "locks"
+
+
+class KeyNotStoredError(StorageError, KeyError):
+    """`Storage.read` of a key that was never written (a `KeyError` too)."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would show the repr of the message; keep it readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class Storage(Protocol):
+    """The contract every store keeps.
+
+    - `read` returns exactly the bytes of the last completed `write`, or raises
+      `KeyNotStoredError` when the key was never written; other failures raise `StorageError`.
+    - `write` is atomic: readers see the old bytes or the new ones, never a mix, even after a
+      crash. `private=True` items are created unreadable by other users from the start.
+    - `lock(name)` is exclusive across processes sharing the store, and blocks until held.
+    """
+
+    def read(self, key: str) -> bytes:
+        """Return the stored bytes of `key`."""
+        ...
+
+    def write(self, key: str, data: bytes, *, private: bool = False) -> None:
+        """Store `data` under `key`, replacing it atomically."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Tell whether `key` has been written."""
+        ...
+
+    def path(self, key: str) -> Path:
+        """The file behind `key`, for tools that need one (trust stores, nginx)."""
+        ...
+
+    def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the exclusive lock `name` for the duration of the `with` block."""
+        ...
+
+
+class FileStorage:
+    """A `Storage` in a directory: files 0644, keys 0600, directories 0700."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        """Map `key` to a file under the root, refusing anything that would escape it."""
+        parts = key.split("/")
+        if any(part in {"", ".", ".."} for part in parts):
+            raise ValueError(f"storage key {key!r} must be a relative path like 'ca/root.pem'")
+        return self.root.joinpath(*parts)
+
+    def exists(self, key: str) -> bool:
+        """Tell whether `key` has been written."""
+        return self.path(key).is_file()
+
+    def read(self, key: str) -> bytes:
+        """Return the stored bytes of `key`.
+
+        Raises:
+            KeyNotStoredError: nothing was stored under `key`.
+            StorageError: the file exists but cannot be read.
+        """
+        path = self.path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise KeyNotStoredError(f"{path} does not exist") from None
+        except OSError as exc:
+            raise StorageError(
+                f"reading {path}: {exc.strerror or exc}; "
+                "fix its permissions or run apiclub as the user that owns the data directory"
+            ) from exc
+
+    def write(self, key: str, data: bytes, *, private: bool = False) -> None:
+        """Write via a temporary file in the same directory, fsync, then rename over `key`.
+
+        Private files get mode 0600 when they are created (no window where they are 0644).
+
+        Raises:
+            StorageError: the directory cannot be created or written (read-only, disk full).
+        """
+        path = self.path(key)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        mode = PRIVATE_FILE_MODE if private else PUBLIC_FILE_MODE
+        try:
+            self._make_dirs(path.parent)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+            try:
+                with os.fdopen(fd, "wb") as file:
+                    file.write(data)
+                    file.flush()
+                    os.fsync(file.fileno())
+                tmp.replace(path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            self._fsync_dir(path.parent)
+        except OSError as exc:
+            raise _write_error(path, exc) from exc
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold an exclusive `flock` on `locks/<name>.lock`; released when the block ends.
+
+        The kernel drops the lock if the process dies, so a crash never leaves it stuck.
+        """
+        path = self.path(f"{LOCKS_DIR}/{name}.lock")
+        try:
+            self._make_dirs(path.parent)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+        except OSError as exc:
+            raise _write_error(path, exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def _make_dirs(self, directory: Path) -> None:
+        # Create each missing level with 0700 itself: `mkdir(parents=True)` would give the
+        # parents the umask's default mode. Existing directories are left as they are.
+        missing = [d for d in (directory, *directory.parents) if not d.exists()]
+        for level in reversed(missing):
+            level.mkdir(mode=DIR_MODE, exist_ok=True)
+
+    @staticmethod
+    def _fsync_dir(directory: Path) -> None:
+        # Make the rename itself durable; some filesystems refuse to open a directory.
+        with contextlib.suppress(OSError):
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _write_error(path: Path, exc: OSError) -> StorageError:
+    return StorageError(
+        f"writing {path}: {exc.strerror or exc}; make {path.parent} writable by this user "
+        "(and check free space) or point APICLUB_DATA_DIR at a writable directory"
+    )

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import pytest
+
+from apiclub.tls import is_local_name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "[::1]",
+        "10.0.0.5",
+        "api.localhost",
+        "app.test",
+        "nas.local",
+        "db.internal",
+        "router",
+        "printer.home.arpa",
+        "LOCALHOST.",
+    ],
+)
+def test_local_names(name: str) -> None:
+    assert is_local_name(name)
+
+
+@pytest.mark.parametrize("name", ["example.com", "api.example.org", "localhost.com", "test.io"])
+def test_public_names(name: str) -> None:
+    assert not is_local_name(name)
