@@ -1,0 +1,173 @@
+"""`apiclub`: the command line, the only module that wires settings, db, tls and server together.
+
+Every flag has an environment variable; the flag wins. Errors are one line on stderr and a
+non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from apiclub.errors import ApiclubError
+from apiclub.settings import Settings, TlsMode
+
+# (flag, environment variable, help); each flag's value is handed to Settings.from_env under
+# its variable's name, so flags and variables share one parser and one set of error messages.
+SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("--host", "APICLUB_HOST", "address to bind (default 127.0.0.1; 0.0.0.0 or :: for all)"),
+    ("--https-port", "APICLUB_HTTPS_PORT", "HTTPS port (default 8443; 0 picks a free one)"),
+    ("--http-port", "APICLUB_HTTP_PORT", "HTTP redirect port (default 8080; 0 turns it off)"),
+    ("--public-https-port", "APICLUB_PUBLIC_HTTPS_PORT", "HTTPS port named in redirects"),
+    ("--domain", "APICLUB_DOMAINS", "a name to serve; repeat or comma-separate"),
+    ("--data-dir", "APICLUB_DATA_DIR", "database, CA and certificates (default ./data)"),
+    ("--db-file", "DB_FILE_PATH", "SQLite file (default <data dir>/api.db)"),
+    ("--tls", "APICLUB_TLS", "auto, internal, files or off (default auto)"),
+    ("--cert-file", "APICLUB_CERT_FILE", "certificate chain (PEM) for --tls files"),
+    ("--key-file", "APICLUB_KEY_FILE", "private key (PEM) for --tls files"),
+    ("--max-body-size", "APICLUB_MAX_BODY_SIZE", "largest request body in bytes (default 1 MiB)"),
+    ("--grace-period", "APICLUB_GRACE_PERIOD", "seconds to finish requests on stop (default 10)"),
+    ("--log-level", "APICLUB_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR (default INFO)"),
+    (
+        "--trusted-proxy",
+        "APICLUB_TRUSTED_PROXIES",
+        "a proxy address or CIDR whose X-Forwarded-* headers count; repeat or comma-separate",
+    ),
+)
+REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `apiclub` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env({**os.environ, **flag_values(args)})
+        configure_logging(settings.log_level)
+        command: Command = args.command
+        return command(settings, args)
+    except ApiclubError as exc:
+        sys.stderr.write(f"apiclub: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: `serve`, `migrate`, `ca path`, `ca trust`."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("settings (each also read from its environment variable)")
+    for flag, env, text in SETTING_FLAGS:
+        group.add_argument(
+            flag,
+            dest=env,
+            metavar="VALUE",
+            help=f"{text} [{env}]",
+            action="append" if flag in REPEATABLE else "store",
+        )
+    parser = argparse.ArgumentParser(
+        prog="apiclub", description="A tasks API that serves itself over HTTPS."
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve", parents=[common], help="serve the API (default ports 8443/8080)"
+    )
+    serve.set_defaults(command=_serve)
+    migrate = commands.add_parser(
+        "migrate", parents=[common], help="apply database migrations and exit"
+    )
+    migrate.set_defaults(command=_migrate)
+    ca = commands.add_parser("ca", help="the local certificate authority")
+    ca_commands = ca.add_subparsers(title="ca commands", required=True, metavar="COMMAND")
+    ca_path = ca_commands.add_parser(
+        "path", parents=[common], help="print the root certificate's path"
+    )
+    ca_path.set_defaults(command=_ca_path)
+    ca_trust = ca_commands.add_parser(
+        "trust", parents=[common], help="install the root in the system trust store"
+    )
+    ca_trust.set_defaults(command=_ca_trust)
+    return parser
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, str]:
+    """The flags given on the command line, keyed by their environment variable."""
+    values: dict[str, str] = {}
+    for _, env, _ in SETTING_FLAGS:
+        value = getattr(args, env, None)
+        if value is not None:
+            values[env] = ",".join(value) if isinstance(value, list) else value
+    return values
+
+
+def configure_logging(level: str) -> None:
+    """Log lines to stderr: time, level, logger, message."""
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _serve(settings: Settings, _: argparse.Namespace) -> int:
+    from apiclub.server.launcher import Server
+    from apiclub.server.run import run_until_signalled
+
+    def announce(server: Server) -> None:
+        sys.stdout.write(describe_listeners(server))
+        sys.stdout.flush()
+
+    asyncio.run(run_until_signalled(settings, on_ready=announce))
+    return 0
+
+
+def describe_listeners(server: object) -> str:
+    """What a newcomer needs after start: the URLs and how to trust the local CA."""
+    from apiclub.server.launcher import Server
+
+    assert isinstance(server, Server)  # noqa: S101
+    settings = server.settings
+    name = settings.domains[0]
+    host = f"[{name}]" if ":" in name else name
+    if not server.tls_enabled:
+        return f"apiclub serving http://{host}:{server.api_port}/ (TLS off: behind a proxy)\n"
+    lines = [f"apiclub serving https://{host}:{server.api_port}/"]
+    if server.redirect_port is not None:
+        lines.append(f"  http://{host}:{server.redirect_port}/ redirects there")
+    if settings.tls in (TlsMode.AUTO, TlsMode.INTERNAL) and server.cert_manager is not None:
+        root = server.cert_manager.root_cert_path()
+        lines.append(f"  certificates from the local CA: {root}")
+        lines.append(f"  trust it: curl --cacert {root} https://{host}:{server.api_port}/")
+        lines.append("  or install it system-wide: apiclub ca trust")
+    return "\n".join(lines) + "\n"
+
+
+def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    from apiclub.db import create_engine, migrate
+
+    engine = create_engine(settings.database_path)
+    applied = asyncio.run(migrate(engine))
+    sys.stdout.write(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}\n")
+    return 0
+
+
+def _ca_path(settings: Settings, _: argparse.Namespace) -> int:
+    from apiclub.tls import root_cert_path
+
+    sys.stdout.write(f"{root_cert_path(settings)}\n")
+    return 0
+
+
+def _ca_trust(settings: Settings, _: argparse.Namespace) -> int:
+    from apiclub.tls import install_root, root_cert_path
+
+    sys.stdout.write(f"{install_root(root_cert_path(settings))}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

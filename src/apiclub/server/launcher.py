@@ -1,0 +1,202 @@
+"""Start and stop the two listeners of one apiclub process.
+
+startup:  certificates ready -> sockets bound -> API lifespan (migrations) -> redirect
+          listener -> renewal task.
+SIGTERM:  stop accepting -> in-flight requests finish (bounded by the grace period) -> exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from hypercorn.asyncio import serve as hypercorn_serve
+
+from apiclub.api import create_app
+from apiclub.server.asgi import ASGIApp
+from apiclub.server.config import create_listener_config
+from apiclub.server.hosts import HostCheckMiddleware
+from apiclub.server.lifespan import LifespanWatch
+from apiclub.server.redirect import RedirectApp
+from apiclub.server.sockets import bind_socket
+from apiclub.settings import Settings, TlsMode
+from apiclub.tls import CertManager
+
+logger = logging.getLogger("apiclub.server")
+
+STOP_MARGIN = 5.0
+"""Seconds past the grace period before remaining connections are cut (TLS close can hang)."""
+
+ShutdownTrigger = Callable[[], Awaitable[object]]
+
+
+class Server:
+    """One apiclub process: the API listener, the redirect listener and certificate upkeep.
+
+    `prepare()` does everything that can fail fast (certificates, sockets) before `serve()`,
+    so ports are known (port 0 picks free ones) and errors surface before any listener runs.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        app: ASGIApp | None = None,
+        api_socket: socket.socket | None = None,
+        redirect_socket: socket.socket | None = None,
+    ) -> None:
+        """Args:
+        settings: what to serve and how.
+        app: the API app; `create_app(settings)` by default.
+        api_socket, redirect_socket: already bound sockets to serve on instead of binding
+            the configured ports (tests bind port 0 for both; the HTTP port 0 means "off").
+        """
+        self.settings = settings
+        self._app = app
+        self.cert_manager: CertManager | None = None
+        self._api_socket = api_socket
+        self._redirect_socket = redirect_socket
+        self._watch: LifespanWatch | None = None
+        self._api_port: int | None = None
+        self._redirect_port: int | None = None
+        self.ready = asyncio.Event()
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.settings.tls is not TlsMode.OFF
+
+    @property
+    def api_port(self) -> int:
+        """The port the API is served on (HTTPS, or HTTP when TLS is off)."""
+        assert self._api_port is not None, "call prepare() first"  # noqa: S101
+        return self._api_port
+
+    @property
+    def redirect_port(self) -> int | None:
+        """The port of the redirect listener, or None when it is off."""
+        return self._redirect_port
+
+    def prepare(self) -> None:
+        """Make certificates ready and bind the sockets.
+
+        Raises:
+            CertificateError, StorageError, ListenError: with a message naming the fix.
+        """
+        self._prepare_sockets()
+        assert self._api_socket is not None  # noqa: S101
+        self._api_port = int(self._api_socket.getsockname()[1])
+        if self._redirect_socket is not None:
+            self._redirect_port = int(self._redirect_socket.getsockname()[1])
+
+    def _prepare_sockets(self) -> None:
+        host = self.settings.host
+        https_option = "--https-port/APICLUB_HTTPS_PORT"
+        http_option = "--http-port/APICLUB_HTTP_PORT"
+        if not self.tls_enabled:
+            if self._api_socket is None:
+                self._api_socket = bind_socket(host, self.settings.http_port, option=http_option)
+            return
+        self.cert_manager = CertManager(self.settings)
+        self.cert_manager.prepare()
+        if self._api_socket is None:
+            self._api_socket = bind_socket(host, self.settings.https_port, option=https_option)
+        if self._redirect_socket is None and self.settings.http_port:
+            try:
+                self._redirect_socket = bind_socket(
+                    host, self.settings.http_port, option=http_option
+                )
+            except BaseException:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        """Release the sockets if `serve()` never ran."""
+        for sock in (self._api_socket, self._redirect_socket):
+            if sock is not None:
+                sock.close()
+
+    async def serve(self, shutdown_trigger: ShutdownTrigger) -> None:
+        """Serve until `shutdown_trigger` returns, then stop gracefully.
+
+        Raises:
+            ApiclubError: the API failed to start (a failed migration, an unusable database).
+        """
+        assert self._api_socket is not None, "call prepare() first"  # noqa: S101
+        stop = asyncio.Event()
+        # Litestar's own ASGI types are narrower TypedDicts; at run time it is an ASGI 3 app.
+        app = self._app if self._app is not None else cast(ASGIApp, create_app(self.settings))
+        self._watch = LifespanWatch(HostCheckMiddleware(app, self.settings.domains))
+        context = self.cert_manager.server_context() if self.cert_manager else None
+        tasks = [asyncio.create_task(self._serve_api(context, stop), name="api")]
+        try:
+            await self._wait_started(tasks[0])
+            tasks += self._start_companions(stop)
+            self.ready.set()
+            trigger = asyncio.create_task(_await(shutdown_trigger), name="shutdown-trigger")
+            await asyncio.wait([trigger, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            trigger.cancel()
+        finally:
+            stop.set()
+            await _finish(tasks, self.settings.grace_period + STOP_MARGIN)
+        for task in tasks:
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                raise exc
+
+    async def _serve_api(self, context: ssl.SSLContext | None, stop: asyncio.Event) -> None:
+        assert self._api_socket is not None and self._watch is not None  # noqa: S101
+        config = create_listener_config(self.settings, self._api_socket, context)
+        await _serve_quietly(self._watch, config, stop)
+
+    async def _wait_started(self, api_task: asyncio.Task[None]) -> None:
+        assert self._watch is not None  # noqa: S101
+        started = asyncio.create_task(self._watch.started.wait())
+        await asyncio.wait([started, api_task], return_when=asyncio.FIRST_COMPLETED)
+        if not self._watch.started.is_set():
+            started.cancel()
+            with contextlib.suppress(Exception):
+                await api_task
+            raise self._watch.startup_error()
+
+    def _start_companions(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+        tasks = []
+        if self._redirect_socket is not None:
+            public_port = self.settings.public_https_port or self.api_port
+            redirect = RedirectApp(self.settings.domains, public_port)
+            config = create_listener_config(self.settings, self._redirect_socket, None)
+            tasks.append(
+                asyncio.create_task(_serve_quietly(redirect, config, stop), name="redirect")
+            )
+        if self.cert_manager is not None:
+            tasks.append(asyncio.create_task(self.cert_manager.maintain(stop), name="renewal"))
+        return tasks
+
+
+async def _serve_quietly(app: ASGIApp, config: object, stop: asyncio.Event) -> None:
+    """Run Hypercorn; an `ssl.SSLError` while closing must not turn a clean stop into a failure."""
+    try:
+        await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    except ssl.SSLError as exc:
+        if not stop.is_set():
+            raise
+        logger.debug("TLS error while closing connections: %s", exc)
+
+
+async def _await(trigger: ShutdownTrigger) -> None:
+    await trigger()
+
+
+async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> None:
+    """Wait for the listeners to drain, then cut whatever still hangs (idle TLS closes)."""
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        logger.warning(
+            "%s listener did not stop within %.0f s; closing it", task.get_name(), timeout
+        )
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)

@@ -1,0 +1,85 @@
+"""The port-80 app: send browsers to HTTPS, for our own names only.
+
+GET and HEAD get 301; other methods get 308 so a POST is not turned into a GET
+(RFC 9110 15.4.2 and RFC 9110 15.4.9). Any other Host gets 421 with no Location:
+redirecting whatever Host a client names would make us an open redirect.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from apiclub.server.asgi import Receive, Scope, Send
+from apiclub.server.hosts import request_host, send_json
+
+logger = logging.getLogger("apiclub.redirect")
+
+HTTPS_DEFAULT_PORT = 443
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+class RedirectApp:
+    """ASGI app answering every request with a redirect to the same URL over HTTPS."""
+
+    def __init__(self, allowed_hosts: Iterable[str], https_port: int) -> None:
+        self.allowed_hosts = frozenset(allowed_hosts)
+        self.https_port = https_port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _answer_lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        host = request_host(scope)
+        if host is None or host not in self.allowed_hosts:
+            detail = f"this server does not serve host {host or '(none)'!r}"
+            await send_json(send, 421, {"status_code": 421, "detail": detail})
+            return
+        location = self.https_url(host, scope)
+        status = 301 if scope["method"] in SAFE_METHODS else 308
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"location", location.encode("ascii")),
+                    (b"content-length", b"0"),
+                    (b"cache-control", b"no-store") if status == 308 else (b"vary", b"host"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    def https_url(self, host: str, scope: Scope) -> str:
+        """`https://host[:port]/path?query` for the request in `scope`."""
+        authority = f"[{host}]" if ":" in host else host
+        if self.https_port != HTTPS_DEFAULT_PORT:
+            authority = f"{authority}:{self.https_port}"
+        raw_path: bytes = scope.get("raw_path") or scope.get("path", "/").encode()
+        path = _escape(raw_path)
+        if not path.startswith("/"):
+            # An absolute-form target (RFC 9112 3.2.2) keeps its path only: the Location's
+            # authority is always the checked Host, never one the client wrote.
+            _, _, rest = path.partition("://")
+            path = "/" + rest.partition("/")[2] if rest else "/"
+        query: bytes = scope.get("query_string", b"")
+        url = f"https://{authority}{path}"
+        return f"{url}?{_escape(query)}" if query else url
+
+
+def _escape(raw: bytes) -> str:
+    """Percent-encode the bytes a Location header may not carry (RFC 3986 2.1), keep the rest."""
+    return "".join(chr(b) if 0x21 <= b <= 0x7E else f"%{b:02X}" for b in raw)
+
+
+async def _answer_lifespan(receive: Receive, send: Send) -> None:
+    """Hypercorn runs a lifespan per served app; this app has nothing to set up."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,171 @@
+"""The `apiclub` command as an operator runs it: real processes, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BANNER = re.compile(r"apiclub serving https://localhost:(\d+)/")
+
+
+def apiclub(*args: str, data_dir: Path, **popen: object) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APICLUB_", "DB_FILE"))}
+    env["APICLUB_DATA_DIR"] = str(data_dir)
+    return subprocess.Popen(
+        [sys.executable, "-m", "apiclub", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,  # type: ignore[arg-type]
+    )
+
+
+def run(*args: str, data_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    process = apiclub(*args, data_dir=data_dir)
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`apiclub serve` on a free port, redirect listener off; yields the process and port."""
+    process = apiclub("serve", "--https-port", "0", "--http-port", "0", data_dir=tmp_path)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = BANNER.search(line)
+    if match is None:
+        process.kill()
+        _, stderr = process.communicate()
+        pytest.fail(f"no banner: {line!r}; stderr: {stderr}")
+    try:
+        yield process, int(match.group(1))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def get(url: str, cafile: Path) -> bytes:
+    context = ssl.create_default_context(cafile=str(cafile))
+    with urllib.request.urlopen(url, context=context, timeout=10) as response:  # noqa: S310
+        body: bytes = response.read()
+        return body
+
+
+def test_serve_answers_over_verified_tls_and_stops_cleanly_on_sigterm(
+    served: tuple[subprocess.Popen[str], int], tmp_path: Path
+) -> None:
+    process, port = served
+    root = run("ca", "path", data_dir=tmp_path).stdout.strip()
+    assert Path(root) == tmp_path / "ca" / "root.pem"
+    assert get(f"https://localhost:{port}/", Path(root)) == b'{"status":"ok"}'
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "127.0.0.1" in stderr  # the access log names the client address
+
+
+def test_sigint_also_stops_cleanly(served: tuple[subprocess.Popen[str], int]) -> None:
+    process, _ = served
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    assert process.returncode == 0
+
+
+def test_failed_migration_exits_1_naming_the_migration(tmp_path: Path) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    with sqlite3.connect(tmp_path / "api.db") as db:
+        db.execute("CREATE TABLE task (conflicting TEXT)")
+    result = run("serve", "--https-port", "0", "--http-port", "0", data_dir=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("apiclub: error: migration ")
+    assert "already exists" in last
+
+
+def test_migrate_from_two_processes_at_once_applies_once(tmp_path: Path) -> None:
+    first = apiclub("migrate", data_dir=tmp_path)
+    second = apiclub("migrate", data_dir=tmp_path)
+    outputs = [process.communicate(timeout=60) for process in (first, second)]
+    assert (first.returncode, second.returncode) == (0, 0), outputs
+    with sqlite3.connect(tmp_path / "api.db") as db:
+        applied = db.execute("SELECT name FROM migration").fetchall()
+    assert len(applied) == len(set(applied)) >= 1
+
+
+def test_port_in_use_is_one_line_naming_the_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--https-port", str(port), "--http-port", "0", data_dir=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"apiclub: error: port {port} on 127.0.0.1 is already in use: stop the program using it "
+        f"(`ss -ltnp 'sport = :{port}'` shows it) or choose another port with "
+        "--https-port/APICLUB_HTTPS_PORT"
+    )
+
+
+def test_missing_certificate_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.pem"
+    result = run(
+        "serve",
+        "--tls",
+        "files",
+        "--cert-file",
+        str(missing),
+        "--key-file",
+        str(missing),
+        "--https-port",
+        "0",
+        "--http-port",
+        "0",
+        data_dir=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("apiclub: error: ")
+    assert str(missing) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--https-port", "abc"), "APICLUB_HTTPS_PORT='abc' is not a port (0-65535)"),
+        (("--tls", "maybe"), "APICLUB_TLS='maybe' is not one of auto, internal, files, off"),
+        (("--tls", "files"), "APICLUB_TLS=files needs APICLUB_CERT_FILE and APICLUB_KEY_FILE"),
+        (("--domain", "bad_name!"), "domain 'bad_name!' is not a valid DNS name"),
+    ],
+)
+def test_bad_settings_exit_1_naming_the_setting(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = run("serve", *args, data_dir=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"apiclub: error: {message}")
+
+
+def test_flag_wins_over_environment(tmp_path: Path) -> None:
+    from apiclub.cli import build_parser, flag_values
+    from apiclub.settings import Settings
+
+    args = build_parser().parse_args(
+        ["serve", "--https-port", "9443", "--domain", "a.test", "--domain", "b.test"]
+    )
+    settings = Settings.from_env({"APICLUB_HTTPS_PORT": "1234", **flag_values(args)})
+    assert settings.https_port == 9443
+    assert settings.domains == ("a.test", "b.test")
