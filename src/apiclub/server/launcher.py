@@ -22,6 +22,7 @@ from apiclub.server.asgi import ASGIApp
 from apiclub.server.config import create_listener_config
 from apiclub.server.hosts import HostCheckMiddleware
 from apiclub.server.lifespan import LifespanWatch
+from apiclub.server.proxy import ProxyHeadersMiddleware
 from apiclub.server.redirect import RedirectApp
 from apiclub.server.sockets import bind_socket
 from apiclub.settings import Settings, TlsMode
@@ -130,7 +131,8 @@ class Server:
         stop = asyncio.Event()
         # Litestar's own ASGI types are narrower TypedDicts; at run time it is an ASGI 3 app.
         app = self._app if self._app is not None else cast(ASGIApp, create_app(self.settings))
-        self._watch = LifespanWatch(HostCheckMiddleware(app, self.settings.domains))
+        checked = HostCheckMiddleware(app, self.settings.domains)
+        self._watch = LifespanWatch(ProxyHeadersMiddleware(checked, self.settings.trusted_proxies))
         context = self.cert_manager.server_context() if self.cert_manager else None
         tasks = [asyncio.create_task(self._serve_api(context, stop), name="api")]
         try:
