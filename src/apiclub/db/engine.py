@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from apiclub.errors import StorageError
 SECONDS = 1.0
 BUSY_TIMEOUT = 30 * SECONDS
 """How long a query waits for another connection's write lock before giving up."""
+BUSY_RETRY_INTERVAL = 0.05 * SECONDS
 
 
 class _DurableConnection(sqlite3.Connection):
@@ -61,6 +63,25 @@ def create_engine(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SQLiteEn
 
 
 def _prepare_file(path: Path, busy_timeout: float) -> None:
+    """Switch the file to WAL and probe the write lock, retrying while another process does.
+
+    Changing the journal mode needs an exclusive lock, and SQLite answers SQLITE_BUSY at once
+    there (the busy handler is not consulted) when a second process is preparing the same new
+    file: two processes starting together must wait for each other, not fail.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            _try_prepare_file(path, busy_timeout)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(BUSY_RETRY_INTERVAL)
+        else:
+            return
+
+
+def _try_prepare_file(path: Path, busy_timeout: float) -> None:
     connection = sqlite3.connect(
         path, timeout=busy_timeout, isolation_level=None, factory=_DurableConnection
     )
