@@ -20,6 +20,23 @@ ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 """Client address first (after proxy-header trust), request line, status, bytes, seconds."""
 
 
+SECONDS = 1
+KIB = 1024
+# Limits against slow or hostile clients (documented in README "Limits"). Hypercorn's defaults
+# are kept where they match nginx's: 16 KiB of request line and headers (nginx: 4 x 8k large
+# buffers), 100 concurrent h2 streams (nginx: http2_max_concurrent_streams 128).
+KEEP_ALIVE_TIMEOUT = 5 * SECONDS
+"""Idle keep-alive connections are closed after this (Hypercorn's default)."""
+READ_TIMEOUT = 30 * SECONDS
+"""A connection that sends nothing for this long is closed (Hypercorn has no default)."""
+TLS_HANDSHAKE_TIMEOUT = 10 * SECONDS
+"""A TLS handshake must finish within this; Hypercorn's 60 s lets idle sockets pile up."""
+STARTUP_TIMEOUT = 600 * SECONDS
+"""Migrations on a large database may take minutes; Hypercorn's 60 s would abort them."""
+MAX_REQUEST_HEAD = 16 * KIB
+H2_MAX_STREAMS = 100
+
+
 class ListenerConfig(Config):
     """A Hypercorn config serving on pre-bound sockets with an optional SSLContext."""
 
@@ -53,4 +70,10 @@ def create_listener_config(
     config.backlog = BACKLOG
     # Hypercorn sends `server: hypercorn-h11` by default; do not advertise the stack.
     config.include_server_header = False
+    config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT
+    config.read_timeout = READ_TIMEOUT
+    config.ssl_handshake_timeout = TLS_HANDSHAKE_TIMEOUT
+    config.startup_timeout = STARTUP_TIMEOUT
+    config.h11_max_incomplete_size = MAX_REQUEST_HEAD
+    config.h2_max_concurrent_streams = H2_MAX_STREAMS
     return config
