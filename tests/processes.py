@@ -6,17 +6,21 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 BANNER = re.compile(r"apiclub serving https://localhost:(\d+)/")
 
 
-def start_apiclub(*args: str, data_dir: Path) -> subprocess.Popen[str]:
+def start_apiclub(
+    *args: str, data_dir: Path, stderr: IO[str] | int = subprocess.PIPE
+) -> subprocess.Popen[str]:
     """Start `python -m apiclub ARGS` with only our data directory configured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APICLUB_", "DB_FILE"))}
     env["APICLUB_DATA_DIR"] = str(data_dir)
@@ -25,7 +29,7 @@ def start_apiclub(*args: str, data_dir: Path) -> subprocess.Popen[str]:
         env=env,
         text=True,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
     )
 
 
@@ -45,6 +49,12 @@ class Served:
     process: subprocess.Popen[str]
     port: int
     root: Path
+    stderr: IO[str]
+
+    def log(self) -> str:
+        """Everything the process wrote to stderr so far (logs, access log)."""
+        self.stderr.seek(0)
+        return self.stderr.read()
 
     @property
     def url(self) -> str:
@@ -53,20 +63,35 @@ class Served:
 
 @contextmanager
 def served(data_dir: Path, *extra: str) -> Iterator[Served]:
-    """`apiclub serve` on a free HTTPS port with the redirect listener off, local CA."""
-    process = start_apiclub(
-        "serve", "--https-port", "0", "--http-port", "0", *extra, data_dir=data_dir
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    match = BANNER.search(line)
-    if match is None:
-        process.kill()
-        _, stderr = process.communicate()
-        pytest.fail(f"no banner: {line!r}; stderr: {stderr}")
-    try:
-        yield Served(process, int(match.group(1)), data_dir / "ca" / "root.pem")
-    finally:
-        if process.poll() is None:
+    """`apiclub serve` on a free HTTPS port with the redirect listener off, local CA.
+
+    Its stderr goes to a file, not a pipe: a busy server's access log would fill a pipe
+    nobody reads and block the server.
+    """
+    with tempfile.TemporaryFile("w+") as stderr:
+        process = start_apiclub(
+            "serve",
+            "--https-port",
+            "0",
+            "--http-port",
+            "0",
+            *extra,
+            data_dir=data_dir,
+            stderr=stderr,
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = BANNER.search(line)
+        running = Served(
+            process, int(match.group(1)) if match else 0, data_dir / "ca/root.pem", stderr
+        )
+        if match is None:
             process.kill()
-        process.communicate()
+            process.communicate()
+            pytest.fail(f"no banner: {line!r}; stderr: {running.log()}")
+        try:
+            yield running
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import run_apiclub, served, start_apiclub
+from tests.processes import Served, run_apiclub, served, start_apiclub
 
 
 def apiclub(*args: str, data_dir: Path) -> subprocess.Popen[str]:
@@ -25,10 +25,10 @@ def run(*args: str, data_dir: Path, timeout: float = 60) -> subprocess.Completed
 
 
 @pytest.fixture
-def served_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    """`apiclub serve` on a free port, redirect listener off; yields the process and port."""
+def served_process(tmp_path: Path) -> Iterator[Served]:
+    """`apiclub serve` on a free port, redirect listener off."""
     with served(tmp_path) as running:
-        yield running.process, running.port
+        yield running
 
 
 def get(url: str, cafile: Path) -> bytes:
@@ -39,20 +39,20 @@ def get(url: str, cafile: Path) -> bytes:
 
 
 def test_serve_answers_over_verified_tls_and_stops_cleanly_on_sigterm(
-    served_process: tuple[subprocess.Popen[str], int], tmp_path: Path
+    served_process: Served, tmp_path: Path
 ) -> None:
-    process, port = served_process
+    process, port = served_process.process, served_process.port
     root = run("ca", "path", data_dir=tmp_path).stdout.strip()
     assert Path(root) == tmp_path / "ca" / "root.pem"
     assert get(f"https://localhost:{port}/", Path(root)) == b'{"status":"ok"}'
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0, stderr
-    assert "127.0.0.1" in stderr  # the access log names the client address
+    process.wait(timeout=30)
+    assert process.returncode == 0, served_process.log()
+    assert "127.0.0.1:" in served_process.log()  # the access log names the client address
 
 
-def test_sigint_also_stops_cleanly(served_process: tuple[subprocess.Popen[str], int]) -> None:
-    process, _ = served_process
+def test_sigint_also_stops_cleanly(served_process: Served) -> None:
+    process = served_process.process
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=30)
     assert process.returncode == 0

@@ -21,6 +21,7 @@ from apiclub.api import create_app
 from apiclub.server.asgi import ASGIApp
 from apiclub.server.config import create_listener_config
 from apiclub.server.hosts import HostCheckMiddleware
+from apiclub.server.hypercorn_fixes import tolerate_tls_close_errors
 from apiclub.server.lifespan import LifespanWatch
 from apiclub.server.proxy import ProxyHeadersMiddleware
 from apiclub.server.redirect import RedirectApp
@@ -50,16 +51,19 @@ class Server:
         app: ASGIApp | None = None,
         api_socket: socket.socket | None = None,
         redirect_socket: socket.socket | None = None,
+        cert_manager: CertManager | None = None,
     ) -> None:
         """Args:
         settings: what to serve and how.
         app: the API app; `create_app(settings)` by default.
         api_socket, redirect_socket: already bound sockets to serve on instead of binding
             the configured ports (tests bind port 0 for both; the HTTP port 0 means "off").
+        cert_manager: certificates to serve; `CertManager(settings)` by default (tests pass
+            one with short renewal intervals).
         """
         self.settings = settings
         self._app = app
-        self.cert_manager: CertManager | None = None
+        self.cert_manager: CertManager | None = cert_manager
         self._api_socket = api_socket
         self._redirect_socket = redirect_socket
         self._watch: LifespanWatch | None = None
@@ -102,7 +106,8 @@ class Server:
             if self._api_socket is None:
                 self._api_socket = bind_socket(host, self.settings.http_port, option=http_option)
             return
-        self.cert_manager = CertManager(self.settings)
+        if self.cert_manager is None:
+            self.cert_manager = CertManager(self.settings)
         self.cert_manager.prepare()
         if self._api_socket is None:
             self._api_socket = bind_socket(host, self.settings.https_port, option=https_option)
@@ -128,6 +133,7 @@ class Server:
             ApiclubError: the API failed to start (a failed migration, an unusable database).
         """
         assert self._api_socket is not None, "call prepare() first"  # noqa: S101
+        tolerate_tls_close_errors()
         stop = asyncio.Event()
         # Litestar's own ASGI types are narrower TypedDicts; at run time it is an ASGI 3 app.
         app = self._app if self._app is not None else cast(ASGIApp, create_app(self.settings))
@@ -168,7 +174,9 @@ class Server:
         tasks = []
         if self._redirect_socket is not None:
             public_port = self.settings.public_https_port or self.api_port
-            redirect = RedirectApp(self.settings.domains, public_port)
+            # The port-80 listener answers ACME HTTP-01 challenges from the manager's store.
+            challenges = self.cert_manager.challenges if self.cert_manager else None
+            redirect = RedirectApp(self.settings.domains, public_port, challenges)
             config = create_listener_config(self.settings, self._redirect_socket, None)
             tasks.append(
                 asyncio.create_task(_serve_quietly(redirect, config, stop), name="redirect")
