@@ -160,3 +160,14 @@ async def test_openapi_is_served(client: Client) -> None:
     assert document["info"]["title"] == "apiclub"
     assert {"/", "/db-check", "/task", "/task/{task_id}"} <= set(document["paths"])
     assert (await client.get("/schema")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/"), ("GET", "/task/999"), ("POST", "/task/")]
+)
+async def test_answers_forbid_sniffing_and_name_no_server(
+    client: Client, method: str, path: str
+) -> None:
+    response = await client.request(method, path, content=b"{")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "server" not in response.headers

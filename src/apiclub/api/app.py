@@ -11,6 +11,7 @@ from litestar.openapi import OpenAPIConfig
 from apiclub import __version__
 from apiclub.api.errors import create_exception_handlers
 from apiclub.api.requests import ApiRequest
+from apiclub.api.security import add_security_headers
 from apiclub.api.status import check_database, read_status
 from apiclub.api.tasks import TaskController
 from apiclub.db import create_engine, default_lock_path, migrate
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> Litestar:
         request_class=ApiRequest,
         request_max_body_size=settings.max_body_size,
         openapi_config=OpenAPIConfig(title="apiclub", version=__version__),
+        before_send=[add_security_headers],
         # The launcher owns logging; Litestar's default config would reconfigure the root logger.
         logging_config=None,
         debug=False,
