@@ -126,7 +126,7 @@ def test_missing_certificate_file_is_one_line_naming_it(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("--https-port", "abc"), "APICLUB_HTTPS_PORT='abc' is not a port (0-65535)"),
-        (("--tls", "maybe"), "APICLUB_TLS='maybe' is not one of auto, internal, files, off"),
+        (("--tls", "maybe"), "APICLUB_TLS='maybe' is not one of auto, acme, internal, files, off"),
         (("--tls", "files"), "APICLUB_TLS=files needs APICLUB_CERT_FILE and APICLUB_KEY_FILE"),
         (("--domain", "bad_name!"), "domain 'bad_name!' is not a valid DNS name"),
     ],

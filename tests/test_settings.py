@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 
 from apiclub.errors import ConfigError
-from apiclub.settings import DEFAULT_DOMAINS, Settings, TlsMode, normalize_name
+from apiclub.settings import (
+    DEFAULT_DOMAINS,
+    LETS_ENCRYPT_STAGING_DIRECTORY,
+    Settings,
+    TlsMode,
+    normalize_name,
+)
 
 
 def test_defaults_serve_make_dev_with_no_configuration() -> None:
@@ -60,7 +66,17 @@ def test_empty_variables_keep_defaults() -> None:
         ({"APICLUB_PUBLIC_HTTPS_PORT": "0"}, "APICLUB_PUBLIC_HTTPS_PORT=0 is not a port (1-65535)"),
         ({"APICLUB_DOMAINS": ",,"}, "APICLUB_DOMAINS=',,' names no domain"),
         ({"APICLUB_DOMAINS": "-bad.example"}, "domain '-bad.example' is not a valid DNS name"),
-        ({"APICLUB_TLS": "acme!"}, "APICLUB_TLS='acme!' is not one of auto, internal, files, off"),
+        (
+            {"APICLUB_TLS": "acme!"},
+            "APICLUB_TLS='acme!' is not one of auto, acme, internal, files, off",
+        ),
+        ({"APICLUB_TLS": "acme"}, "APICLUB_TLS=acme needs the ACME server's terms of service"),
+        (
+            {"APICLUB_ACME_DIRECTORY": "http://acme.test/dir"},
+            "APICLUB_ACME_DIRECTORY='http://acme.test/dir' is not an https:// URL",
+        ),
+        ({"APICLUB_ACME_EMAIL": "you"}, "APICLUB_ACME_EMAIL='you' is not an e-mail address"),
+        ({"APICLUB_ACME_AGREE_TOS": "sure"}, "APICLUB_ACME_AGREE_TOS='sure' is not a yes/no"),
         ({"APICLUB_TLS": "files"}, "APICLUB_TLS=files needs APICLUB_CERT_FILE"),
         ({"APICLUB_MAX_BODY_SIZE": "1MB"}, "APICLUB_MAX_BODY_SIZE='1MB' is not a whole number"),
         ({"APICLUB_MAX_BODY_SIZE": "0"}, "APICLUB_MAX_BODY_SIZE=0 must be at least 1"),
@@ -104,3 +120,30 @@ def test_trusted_proxies_take_addresses_and_networks() -> None:
         "::1/128",
     ]
     assert Settings.from_env({}).trusted_proxies == ()
+
+
+def test_acme_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "APICLUB_TLS": "acme",
+            "APICLUB_ACME_DIRECTORY": LETS_ENCRYPT_STAGING_DIRECTORY,
+            "APICLUB_ACME_EMAIL": "you@example.com",
+            "APICLUB_ACME_CA_BUNDLE": "/etc/ssl/private-acme.pem",
+            "APICLUB_ACME_AGREE_TOS": "yes",
+        }
+    )
+    assert settings.tls is TlsMode.ACME
+    assert settings.acme_directory == LETS_ENCRYPT_STAGING_DIRECTORY
+    assert settings.acme_email == "you@example.com"
+    assert settings.acme_ca_bundle == Path("/etc/ssl/private-acme.pem")
+    assert settings.acme_agree_tos is True
+
+
+def test_acme_defaults_to_lets_encrypt_production_without_agreement() -> None:
+    settings = Settings.from_env({})
+    assert settings.acme_directory == "https://acme-v02.api.letsencrypt.org/directory"
+    assert (settings.acme_email, settings.acme_ca_bundle, settings.acme_agree_tos) == (
+        None,
+        None,
+        False,
+    )

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from apiclub.errors import ApiclubError
 from apiclub.settings import Settings, TlsMode
+
+if TYPE_CHECKING:
+    from apiclub.tls.challenges import ChallengeLookup
+    from apiclub.tls.issuers import Http01Listener
 
 # (flag, environment variable, help); each flag's value is handed to Settings.from_env under
 # its variable's name, so flags and variables share one parser and one set of error messages.
@@ -26,7 +34,7 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--domain", "APICLUB_DOMAINS", "a name to serve; repeat or comma-separate"),
     ("--data-dir", "APICLUB_DATA_DIR", "database, CA and certificates (default ./data)"),
     ("--db-file", "DB_FILE_PATH", "SQLite file (default <data dir>/api.db)"),
-    ("--tls", "APICLUB_TLS", "auto, internal, files or off (default auto)"),
+    ("--tls", "APICLUB_TLS", "auto, acme, internal, files or off (default auto)"),
     ("--cert-file", "APICLUB_CERT_FILE", "certificate chain (PEM) for --tls files"),
     ("--key-file", "APICLUB_KEY_FILE", "private key (PEM) for --tls files"),
     ("--max-body-size", "APICLUB_MAX_BODY_SIZE", "largest request body in bytes (default 1 MiB)"),
@@ -37,8 +45,14 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "APICLUB_TRUSTED_PROXIES",
         "a proxy address or CIDR whose X-Forwarded-* headers count; repeat or comma-separate",
     ),
+    ("--acme-directory", "APICLUB_ACME_DIRECTORY", "ACME directory URL (default Let's Encrypt)"),
+    ("--acme-email", "APICLUB_ACME_EMAIL", "contact e-mail of the ACME account"),
+    ("--acme-ca-bundle", "APICLUB_ACME_CA_BUNDLE", "CA file trusted for a private ACME server"),
+    ("--acme-agree-tos", "APICLUB_ACME_AGREE_TOS", "agree to the ACME server's terms of service"),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
+SWITCHES = frozenset({"--acme-agree-tos"})
+"""Flags that take no value: given means "1"."""
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -60,10 +74,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser: `serve`, `migrate`, `ca path`, `ca trust`."""
+    """The argument parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (each also read from its environment variable)")
     for flag, env, text in SETTING_FLAGS:
+        if flag in SWITCHES:
+            group.add_argument(
+                flag, dest=env, help=f"{text} [{env}=1]", action="store_const", const="1"
+            )
+            continue
         group.add_argument(
             flag,
             dest=env,
@@ -93,7 +112,31 @@ def build_parser() -> argparse.ArgumentParser:
         "trust", parents=[common], help="install the root in the system trust store"
     )
     ca_trust.set_defaults(command=_ca_trust)
+    _add_certs_commands(commands, common)
     return parser
+
+
+def _add_certs_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    certs = commands.add_parser("certs", help="certificates in the data directory (ACME, local)")
+    certs_commands = certs.add_subparsers(title="certs commands", required=True, metavar="COMMAND")
+    certs_list = certs_commands.add_parser(
+        "list", parents=[common], help="names, issuer, expiry and days left of stored certificates"
+    )
+    certs_list.set_defaults(command=_certs_list)
+    certs_renew = certs_commands.add_parser(
+        "renew", parents=[common], help="renew the ACME certificates that are due (or all)"
+    )
+    certs_renew.add_argument("--force", action="store_true", help="renew even if not due")
+    certs_renew.set_defaults(command=_certs_renew)
+    certs_issue = certs_commands.add_parser(
+        "issue",
+        parents=[common],
+        help="issue one certificate for the --domain names into --out DIR",
+    )
+    certs_issue.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="writes fullchain.pem, privkey.pem"
+    )
+    certs_issue.set_defaults(command=_certs_issue)
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, str]:
@@ -138,8 +181,14 @@ def describe_listeners(server: object) -> str:
     lines = [f"apiclub serving https://{host}:{server.api_port}/"]
     if server.redirect_port is not None:
         lines.append(f"  http://{host}:{server.redirect_port}/ redirects there")
-    if settings.tls in (TlsMode.AUTO, TlsMode.INTERNAL) and server.cert_manager is not None:
-        root = server.cert_manager.root_cert_path()
+    manager = server.cert_manager
+    if manager is not None and manager.acme_names:
+        lines.append(
+            f"  certificates for {', '.join(manager.acme_names)} from ACME "
+            f"{settings.acme_directory} (a local-CA stand-in until they arrive)"
+        )
+    if settings.tls in (TlsMode.AUTO, TlsMode.INTERNAL) and manager and manager.local_names:
+        root = manager.root_cert_path()
         lines.append(f"  certificates from the local CA: {root}")
         lines.append(f"  trust it: curl --cacert {root} https://{host}:{server.api_port}/")
         lines.append("  or install it system-wide: apiclub ca trust")
@@ -171,3 +220,96 @@ def _ca_trust(settings: Settings, _: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _certs_list(settings: Settings, _: argparse.Namespace) -> int:
+    from apiclub.tls.certstore import list_stored
+
+    now = datetime.now(UTC)
+    stored = list_stored(settings.data_dir)
+    if not stored:
+        sys.stdout.write(f"no certificates in {settings.data_dir / 'certs'}\n")
+        return 0
+    rows = [("NAMES", "ISSUER", "EXPIRES (UTC)", "DAYS LEFT", "FILE")]
+    for cert in stored:
+        rows.append(
+            (
+                ",".join(cert.names),
+                cert.issuer,
+                f"{cert.not_after:%Y-%m-%d %H:%M}",
+                f"{cert.days_left(now):.1f}",
+                str(cert.path),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        sys.stdout.write("  ".join([*cells, row[-1]]) + "\n")
+    return 0
+
+
+def _certs_renew(settings: Settings, args: argparse.Namespace) -> int:
+    from apiclub.tls import CertManager
+
+    manager = CertManager(settings, http01_listener=_http01_listener(settings))
+    if not manager.acme_names:
+        sys.stdout.write(
+            f"no name of {', '.join(settings.domains)} uses ACME (local-CA certificates renew "
+            "themselves in the running server)\n"
+        )
+        return 0
+    renewed = manager.renew_acme(force=args.force)
+    for name in manager.acme_names:
+        cert = manager.certificate_for(name)
+        state = "renewed" if name in renewed else "fresh, kept"
+        sys.stdout.write(
+            f"{name}: {state}, serial {cert.leaf.serial_number:x}, "
+            f"valid until {cert.not_after:%Y-%m-%d %H:%M} UTC\n"
+        )
+    return 0
+
+
+def _certs_issue(settings: Settings, args: argparse.Namespace) -> int:
+    from apiclub.tls import CertManager, FileStorage
+
+    manager = CertManager(settings, http01_listener=_http01_listener(settings))
+    certified = manager.issue(settings.domains)
+    out = FileStorage(args.out)
+    out.write("privkey.pem", certified.key_pem, private=True)
+    out.write("fullchain.pem", certified.chain_pem)
+    sys.stdout.write(
+        f"wrote {out.path('fullchain.pem')} and {out.path('privkey.pem')}: "
+        f"{', '.join(certified.names)}, serial {certified.leaf.serial_number:x}, "
+        f"valid until {certified.not_after:%Y-%m-%d %H:%M} UTC\n"
+    )
+    return 0
+
+
+def _http01_listener(settings: Settings) -> Http01Listener:
+    """Answer HTTP-01 on the HTTP port during each order, unless a server holds the port:
+    then that server answers our tokens from the shared data directory."""
+
+    @contextlib.contextmanager
+    def listen(answers: ChallengeLookup) -> Iterator[None]:
+        from apiclub.errors import ListenError
+        from apiclub.server.sockets import bind_socket
+        from apiclub.tls.http01 import serve_challenges
+
+        if not settings.http_port:
+            yield
+            return
+        try:
+            sock = bind_socket(settings.host, settings.http_port, option="--http-port")
+        except ListenError as exc:
+            logging.getLogger("apiclub.tls.acme").info(
+                "HTTP-01: not listening on port %d here, so the apiclub serving this data "
+                "directory there answers the challenge from the store (%s)",
+                settings.http_port,
+                exc,
+            )
+            yield
+            return
+        with serve_challenges(sock, answers):
+            yield
+
+    return listen

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from apiclub.errors import ConfigError
 
@@ -20,6 +21,10 @@ MIB = 1024 * KIB
 SECONDS = 1.0
 
 DEFAULT_DOMAINS = ("localhost", "127.0.0.1", "::1")
+LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+LETS_ENCRYPT_STAGING_DIRECTORY = "https://acme-staging-v02.api.letsencrypt.org/directory"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 ProxyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # RFC 1035 2.3.4 / RFC 1123 2.1: labels of letters, digits and hyphens, 63 octets at most.
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -29,7 +34,9 @@ class TlsMode(enum.StrEnum):
     """Where the HTTPS listener's certificates come from."""
 
     AUTO = "auto"
-    """Local CA for every name (ACME for public names arrives with the ACME issuer)."""
+    """ACME for public DNS names, the local CA for localhost, IPs and private names."""
+    ACME = "acme"
+    """Every configured name from the ACME server (e.g. a private one that certifies them all)."""
     INTERNAL = "internal"
     """The project's own local CA, like mkcert, for every configured name."""
     FILES = "files"
@@ -59,7 +66,7 @@ class Settings:
     db_file: Path | None = None
     """The SQLite file (DB_FILE_PATH); defaults to `<data_dir>/api.db`."""
     tls: TlsMode = TlsMode.AUTO
-    """Certificate source (APICLUB_TLS): auto, internal, files or off."""
+    """Certificate source (APICLUB_TLS): auto, acme, internal, files or off."""
     cert_file: Path | None = None
     """Certificate chain, leaf first, PEM, for `files` mode (APICLUB_CERT_FILE)."""
     key_file: Path | None = None
@@ -73,6 +80,17 @@ class Settings:
     trusted_proxies: tuple[ProxyNetwork, ...] = ()
     """Peers whose X-Forwarded-For/-Proto and X-Real-IP count (APICLUB_TRUSTED_PROXIES,
     comma-separated addresses or CIDR networks); from anyone else they are ignored."""
+    acme_directory: str = LETS_ENCRYPT_DIRECTORY
+    """The ACME server's directory URL (APICLUB_ACME_DIRECTORY); Let's Encrypt production by
+    default, `LETS_ENCRYPT_STAGING_DIRECTORY` to rehearse without its rate limits."""
+    acme_email: str | None = None
+    """Contact address of the ACME account (APICLUB_ACME_EMAIL), for expiry warnings."""
+    acme_ca_bundle: Path | None = None
+    """CA certificates (PEM) trusted for the ACME directory's HTTPS (APICLUB_ACME_CA_BUNDLE),
+    for private ACME servers and tests; the system's trust store when unset."""
+    acme_agree_tos: bool = False
+    """Agree to the ACME server's terms of service (APICLUB_ACME_AGREE_TOS); without it no
+    account is registered and public names get a local-CA certificate."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -97,6 +115,25 @@ class Settings:
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(
                 f"APICLUB_LOG_LEVEL={self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR"
+            )
+        self._check_acme()
+
+    def _check_acme(self) -> None:
+        url = urlsplit(self.acme_directory)
+        if url.scheme != "https" or not url.hostname:
+            raise ConfigError(
+                f"APICLUB_ACME_DIRECTORY={self.acme_directory!r} is not an https:// URL: give "
+                f"the ACME server's directory, e.g. {LETS_ENCRYPT_STAGING_DIRECTORY}"
+            )
+        if self.acme_email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+", self.acme_email):
+            raise ConfigError(
+                f"APICLUB_ACME_EMAIL={self.acme_email!r} is not an e-mail address "
+                "(e.g. you@example.com)"
+            )
+        if self.tls is TlsMode.ACME and not self.acme_agree_tos:
+            raise ConfigError(
+                "APICLUB_TLS=acme needs the ACME server's terms of service agreed: set "
+                "APICLUB_ACME_AGREE_TOS=1 (--acme-agree-tos) after reading them"
             )
 
     @property
@@ -142,6 +179,14 @@ class Settings:
             values["log_level"] = raw.upper()
         if (raw := get("APICLUB_TRUSTED_PROXIES")) is not None:
             values["trusted_proxies"] = parse_networks(raw)
+        if (raw := get("APICLUB_ACME_DIRECTORY")) is not None:
+            values["acme_directory"] = raw
+        if (raw := get("APICLUB_ACME_EMAIL")) is not None:
+            values["acme_email"] = raw
+        if (raw := get("APICLUB_ACME_CA_BUNDLE")) is not None:
+            values["acme_ca_bundle"] = Path(raw)
+        if (raw := get("APICLUB_ACME_AGREE_TOS")) is not None:
+            values["acme_agree_tos"] = _parse_bool("APICLUB_ACME_AGREE_TOS", raw)
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -215,6 +260,16 @@ def _parse_seconds(key: str, raw: str) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{key}={raw!r} is not a number of seconds") from None
+
+
+def _parse_bool(key: str, raw: str) -> bool:
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ConfigError(
+        f"{key}={raw!r} is not a yes/no value (1, true, yes, on or 0, false, no, off)"
+    )
 
 
 def _parse_tls_mode(raw: str) -> TlsMode:

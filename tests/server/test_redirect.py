@@ -97,3 +97,64 @@ async def test_answers_lifespan() -> None:
 
     await RedirectApp(HOSTS, 8443)({"type": "lifespan"}, receive, send)
     assert sent == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
+
+
+class Tokens:
+    """A `ChallengeLookup` with one token in flight."""
+
+    def lookup(self, token: str) -> str | None:
+        return f"{TOKEN}.thumbprint" if token == TOKEN else None
+
+
+TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
+
+
+def challenge(status: int, body: bytes) -> list[dict[str, object]]:
+    return [
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        },
+        {"type": "http.response.body", "body": body},
+    ]
+
+
+@pytest.mark.parametrize("host", ["api.example.com", "not-ours.example.net", None])
+async def test_known_token_answers_its_key_authorization_for_any_host(host: str | None) -> None:
+    app = RedirectApp(HOSTS, 8443, Tokens())
+    sent = await call(app, http_scope(host=host, path=f"/.well-known/acme-challenge/{TOKEN}"))
+    assert sent == challenge(200, f"{TOKEN}.thumbprint".encode())
+
+
+@pytest.mark.parametrize(
+    "token", ["unknownTokenxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", f"{TOKEN}/x", "", "../../etc/passwd"]
+)
+async def test_unknown_token_is_404(token: str) -> None:
+    app = RedirectApp(HOSTS, 8443, Tokens())
+    sent = await call(app, http_scope(path=f"/.well-known/acme-challenge/{token}"))
+    assert sent == challenge(404, b"unknown ACME challenge token\n")
+
+
+async def test_head_of_a_token_has_no_body() -> None:
+    app = RedirectApp(HOSTS, 8443, Tokens())
+    scope = http_scope(method="HEAD", path=f"/.well-known/acme-challenge/{TOKEN}")
+    sent = await call(app, scope)
+    assert sent[0]["status"] == 200
+    assert sent[1] == {"type": "http.response.body", "body": b""}
+
+
+@pytest.mark.parametrize("path", ["/.well-known/acme-challengeX", "/.well-known/", "/task/"])
+async def test_other_paths_still_redirect_with_a_challenge_store(path: str) -> None:
+    sent = await call(RedirectApp(HOSTS, 8443, Tokens()), http_scope(path=path))
+    assert sent == redirect(301, f"https://localhost:8443{path}".encode())
+
+
+async def test_without_a_challenge_store_the_challenge_path_redirects_too() -> None:
+    path = f"/.well-known/acme-challenge/{TOKEN}"
+    sent = await call(RedirectApp(HOSTS, 8443), http_scope(path=path))
+    assert sent == redirect(301, f"https://localhost:8443{path}".encode())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from apiclub.errors import ConfigError, StorageError
+from apiclub.errors import CertificateError, ConfigError, StorageError
 from apiclub.settings import Settings, TlsMode
 from apiclub.tls import CertManager, root_cert_path
 from apiclub.tls.manager import LOCAL_CHAIN_KEY, LOCAL_KEY_KEY
@@ -206,3 +206,46 @@ def test_root_cert_path_creates_the_ca_once(tmp_path: Path) -> None:
     content = path.read_bytes()
     assert root_cert_path(config) == path
     assert path.read_bytes() == content
+
+
+def test_without_agreed_terms_public_names_share_the_local_leaf(tmp_path: Path) -> None:
+    manager = prepared(settings(tmp_path, domains=("localhost", "api.example.com")))
+    assert (manager.local_names, manager.acme_names) == (("localhost", "api.example.com"), ())
+    assert manager.certificate_for("api.example.com").covers("api.example.com")
+    assert not (tmp_path / "data" / "acme").exists()
+
+
+def test_with_agreed_terms_public_names_start_on_a_stand_in_without_the_network(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = settings(
+        tmp_path,
+        domains=("localhost", "127.0.0.1", "api.example.com"),
+        acme_agree_tos=True,
+        acme_directory="https://127.0.0.1:1/unreachable",
+    )
+    with caplog.at_level(logging.INFO, logger="apiclub.tls"):
+        manager = prepared(config)
+    assert manager.acme_names == ("api.example.com",)
+    assert manager.local_names == ("localhost", "127.0.0.1")
+    standin = manager.certificate_for("api.example.com")
+    assert standin.names == ("api.example.com",)
+    assert standin.lifetime <= timedelta(days=1, minutes=1)
+    assert "api.example.com: serving a stand-in certificate from the local CA" in caplog.text
+    # The default (no SNI, IPs) stays the local leaf.
+    assert manager.current_certificate() == manager.certificate_for("localhost").leaf
+    assert manager.certificate_for("localhost").covers("127.0.0.1")
+
+
+def test_acme_mode_with_a_missing_ca_bundle_fails_prepare(tmp_path: Path) -> None:
+    config = settings(
+        tmp_path,
+        domains=("api.example.com",),
+        tls=TlsMode.ACME,
+        acme_agree_tos=True,
+        acme_ca_bundle=tmp_path / "missing.pem",
+    )
+    with pytest.raises(
+        CertificateError, match=r"APICLUB_ACME_CA_BUNDLE .*missing.pem is not a file"
+    ):
+        CertManager(config).prepare()

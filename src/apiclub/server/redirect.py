@@ -1,8 +1,11 @@
-"""The port-80 app: send browsers to HTTPS, for our own names only.
+"""The port-80 app: answer ACME challenges, send browsers to HTTPS, for our own names only.
 
-GET and HEAD get 301; other methods get 308 so a POST is not turned into a GET
-(RFC 9110 15.4.2 and RFC 9110 15.4.9). Any other Host gets 421 with no Location:
-redirecting whatever Host a client names would make us an open redirect.
+`/.well-known/acme-challenge/<token>` comes first (RFC 8555 8.3): the key authorization of a
+token in flight, as text/plain, whatever the Host (the validating server names the host being
+validated); 404 for any other token. Everything else redirects: GET and HEAD get 301, other
+methods 308 so a POST is not turned into a GET (RFC 9110 15.4.2 and RFC 9110 15.4.9). Any
+other Host gets 421 with no Location: redirecting whatever Host a client names would make us
+an open redirect.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Iterable
 
 from apiclub.server.asgi import Receive, Scope, Send
 from apiclub.server.hosts import request_host, send_json
+from apiclub.tls.challenges import ChallengeLookup, token_from_path
 
 logger = logging.getLogger("apiclub.redirect")
 
@@ -22,9 +26,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 class RedirectApp:
     """ASGI app answering every request with a redirect to the same URL over HTTPS."""
 
-    def __init__(self, allowed_hosts: Iterable[str], https_port: int) -> None:
+    def __init__(
+        self,
+        allowed_hosts: Iterable[str],
+        https_port: int,
+        challenges: ChallengeLookup | None = None,
+    ) -> None:
         self.allowed_hosts = frozenset(allowed_hosts)
         self.https_port = https_port
+        self.challenges = challenges
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -32,6 +42,11 @@ class RedirectApp:
             return
         if scope["type"] != "http":
             return
+        if self.challenges is not None:
+            token = token_from_path(scope.get("path", ""))
+            if token is not None:
+                await self.answer_challenge(token, scope, send)
+                return
         host = request_host(scope)
         if host is None or host not in self.allowed_hosts:
             detail = f"this server does not serve host {host or '(none)'!r}"
@@ -52,6 +67,30 @@ class RedirectApp:
         )
         await send({"type": "http.response.body", "body": b""})
 
+    async def answer_challenge(self, token: str, scope: Scope, send: Send) -> None:
+        """200 with the key authorization of a token in flight, 404 for any other."""
+        assert self.challenges is not None  # noqa: S101
+        answer = self.challenges.lookup(token)
+        if answer is None:
+            logger.info("unknown ACME challenge token %r from %s", token[:64], _peer(scope))
+            body, status = b"unknown ACME challenge token\n", 404
+        else:
+            logger.info("answered ACME challenge token %s", token)
+            body, status = answer.encode("ascii"), 200
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/plain"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        body = b"" if scope["method"] == "HEAD" else body
+        await send({"type": "http.response.body", "body": body})
+
     def https_url(self, host: str, scope: Scope) -> str:
         """`https://host[:port]/path?query` for the request in `scope`."""
         authority = f"[{host}]" if ":" in host else host
@@ -67,6 +106,11 @@ class RedirectApp:
         query: bytes = scope.get("query_string", b"")
         url = f"https://{authority}{path}"
         return f"{url}?{_escape(query)}" if query else url
+
+
+def _peer(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown peer"
 
 
 def _escape(raw: bytes) -> str:

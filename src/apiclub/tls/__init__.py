@@ -1,14 +1,19 @@
-"""Certificates for the HTTPS listener: a local CA, operator files, SNI choice, renewal.
+"""Certificates for the HTTPS listener: a local CA, ACME, operator files, SNI choice, renewal.
 
 Cheat sheet (the whole public surface)::
 
     from apiclub.tls import CertManager, root_cert_path, install_root
 
-    manager = CertManager(settings)          # local CA (auto/internal) or files (files)
-    manager.prepare()                        # at start-up; raises CertificateError/StorageError
+    manager = CertManager(settings)          # ACME for public names (auto/acme), local CA for
+                                             # local ones (auto/internal), or files (files)
+    manager.prepare()                        # at start-up, no network; raises CertificateError
     ctx = manager.server_context()           # ssl.SSLContext: TLS 1.2+, ALPN h2, SNI map
-    task = asyncio.create_task(manager.maintain(stop_event))   # renews, never raises
-    manager.renew(force=True)                # new leaf now; next handshake serves it
+    RedirectApp(..., manager.challenges)     # port 80 answers /.well-known/acme-challenge/
+    task = asyncio.create_task(manager.maintain(stop_event))   # obtains, renews, never raises
+    manager.renew(force=True)                # new local leaf now; next handshake serves it
+    manager.renew_acme(force=True)           # `apiclub certs renew`: blocking, raises AcmeError
+    manager.issue(["api.example.com"])       # `apiclub certs issue`: one CertifiedKey
+    list_stored(settings.data_dir)           # `apiclub certs list`
 
     root = root_cert_path(settings)          # data/ca/root.pem, created on first use
     print(install_root(root))                # system trust store (Debian, as root)
@@ -17,12 +22,16 @@ Cheat sheet (the whole public surface)::
     leaf = ca.issue_cert(["localhost", "127.0.0.1"])   # CertifiedKey: chain_pem, key_pem, leaf
     client = ssl.create_default_context(cafile=ca.root_cert_path)
 
-This package imports only the standard library, cryptography and apiclub.settings/errors.
+This package imports only the standard library, cryptography, the `acme` client (with josepy)
+and apiclub.settings/errors: nothing of Litestar or Hypercorn.
 """
 
 from __future__ import annotations
 
+from apiclub.tls.acme_client import AcmeError
 from apiclub.tls.certified import CertifiedKey
+from apiclub.tls.certstore import list_stored
+from apiclub.tls.challenges import ChallengeStore
 from apiclub.tls.context import CertMap, create_server_context
 from apiclub.tls.local_ca import LocalCA
 from apiclub.tls.manager import CertManager, root_cert_path
@@ -31,15 +40,18 @@ from apiclub.tls.storage import FileStorage, Storage
 from apiclub.tls.trust import install_root, trust_commands
 
 __all__ = [
+    "AcmeError",
     "CertManager",
     "CertMap",
     "CertifiedKey",
+    "ChallengeStore",
     "FileStorage",
     "LocalCA",
     "Storage",
     "create_server_context",
     "install_root",
     "is_local_name",
+    "list_stored",
     "root_cert_path",
     "trust_commands",
 ]

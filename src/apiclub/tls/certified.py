@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+SECONDS = timedelta(seconds=1)
 MINUTES = timedelta(minutes=1)
 DAYS = timedelta(days=1)
 YEARS = 365 * DAYS

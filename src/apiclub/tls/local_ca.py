@@ -78,12 +78,7 @@ class LocalCA:
             raise CertificateError("cannot issue a certificate without names")
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.now(UTC)
-        sans: list[x509.GeneralName] = []
-        for name in names:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(name.strip("[]"))))
-            except ValueError:
-                sans.append(x509.DNSName(name.lower()))
+        sans = san_entries(names)
         common = next((n for n in names if len(n) <= MAX_COMMON_NAME), "apiclub")
         ca_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         cert = (
@@ -126,6 +121,17 @@ class LocalCA:
         except Exception:  # ValueError, TypeError or InvalidSignature: not ours either way.
             return False
         return True
+
+
+def san_entries(names: Sequence[str]) -> list[x509.GeneralName]:
+    """subjectAltName entries for DNS names and IP addresses (ACME CSRs use them too)."""
+    sans: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(name.strip("[]"))))
+        except ValueError:
+            sans.append(x509.DNSName(name.lower()))
+    return sans
 
 
 def _create_root() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:

@@ -1,31 +1,45 @@
 """The one object the server uses for certificates: obtain at start, serve by SNI, renew.
 
-Start-up problems raise (`prepare`); background renewal logs and retries (`maintain`), and a
-failed renewal keeps serving the current certificate, as certmagic's maintenance loop does.
+Local names (localhost, IPs, private suffixes) share one local-CA leaf; each public name has
+its own ACME certificate (`ManagedCert`). Start-up problems raise (`prepare`), and start-up
+never waits on the network: a public name is served from the store or by a local stand-in
+until its certificate arrives. Background work logs and retries (`maintain`), and a failed
+renewal keeps serving the current certificate, as certmagic's maintenance loop does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
+import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
 
-from apiclub.errors import ConfigError, StorageError
+from apiclub.errors import CertificateError, ConfigError, StorageError
 from apiclub.settings import Settings, TlsMode
-from apiclub.tls.certified import MINUTES, CertifiedKey
+from apiclub.tls.acme_client import POLL_INTERVAL
+from apiclub.tls.certified import MINUTES, SECONDS, CertifiedKey
+from apiclub.tls.certstore import CertStore
+from apiclub.tls.challenges import ChallengeStore
 from apiclub.tls.context import CertMap
 from apiclub.tls.files import load_cert_files
+from apiclub.tls.issuers import AcmeIssuer, Http01Listener, LocalIssuer
 from apiclub.tls.local_ca import LEAF_LIFETIME, LocalCA
+from apiclub.tls.managed import RETRY_INITIAL, RETRY_MAX, STANDIN_LIFETIME, Backoff, ManagedCert
 from apiclub.tls.names import is_local_name
 from apiclub.tls.storage import FileStorage
 
 logger = logging.getLogger("apiclub.tls")
 
 RENEW_CHECK_INTERVAL = 10 * MINUTES
+# How often each ACME certificate is checked: due for renewal, or renewed in the store by
+# another process (`apiclub certs renew`), which is then served within this interval.
+STORE_CHECK_INTERVAL = 30 * SECONDS
 LOCAL_CHAIN_KEY = "certs/local/fullchain.pem"
 LOCAL_KEY_KEY = "certs/local/privkey.pem"
 LOCAL_LOCK = "certs-local"
@@ -35,7 +49,9 @@ class CertManager:
     """Certificates for `settings.domains` from the source `settings.tls` names.
 
     Call `prepare()` once before serving, hand `server_context()` to the listener, and run
-    `maintain(stop)` as a background task.
+    `maintain(stop)` as a background task. `challenges` is what the port-80 listener answers
+    ACME's HTTP-01 requests from; without a server, `http01_listener` answers them during
+    each order (`apiclub certs ...`).
     """
 
     def __init__(
@@ -44,40 +60,78 @@ class CertManager:
         *,
         leaf_lifetime: timedelta = LEAF_LIFETIME,
         check_interval: timedelta = RENEW_CHECK_INTERVAL,
+        store_check_interval: timedelta = STORE_CHECK_INTERVAL,
+        retry_initial: timedelta = RETRY_INITIAL,
+        retry_max: timedelta = RETRY_MAX,
+        acme_poll_interval: timedelta = POLL_INTERVAL,
+        http01_listener: Http01Listener | None = None,
     ) -> None:
         if settings.tls is TlsMode.OFF:
             raise ConfigError("APICLUB_TLS=off serves no certificates: do not build a CertManager")
         self.settings = settings
         self.leaf_lifetime = leaf_lifetime
         self.check_interval = check_interval
+        self.store_check_interval = store_check_interval
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.acme_poll_interval = acme_poll_interval
+        self.http01_listener = http01_listener
         self.storage = FileStorage(settings.data_dir)
+        self.challenges = ChallengeStore(self.storage)
         self._ca: LocalCA | None = None
+        self._acme: AcmeIssuer | None = None
+        self._local: CertifiedKey | None = None
+        self._managed: dict[str, ManagedCert] = {}
         self._map: CertMap | None = None
         self._context: ssl.SSLContext | None = None
         self._file_stamp: tuple[int, int] | None = None
+        self._publishing = threading.Lock()
+
+    @property
+    def local_names(self) -> tuple[str, ...]:
+        """The names the local CA certifies (all of them in `internal` mode)."""
+        acme = set(self.acme_names)
+        return tuple(name for name in self.settings.domains if name not in acme)
+
+    @property
+    def acme_names(self) -> tuple[str, ...]:
+        """The names ordered from the ACME server: public ones in `auto` mode, all in `acme`."""
+        mode = self.settings.tls
+        if mode is TlsMode.ACME:
+            return self.settings.domains
+        if mode is not TlsMode.AUTO or not self.settings.acme_agree_tos:
+            return ()
+        return tuple(name for name in self.settings.domains if not is_local_name(name))
 
     def prepare(self) -> None:
-        """Obtain the certificate (stored, issued or read from files) and build the SNI map.
+        """Obtain the certificates (stored, issued locally or read from files), build the map.
+
+        Never waits on an ACME server: a public name without a stored certificate gets a
+        short-lived local-CA stand-in, replaced by `maintain` when the real one arrives.
 
         Raises:
             CertificateError: a certificate or key cannot be created, read or used.
             StorageError: the data directory cannot be written.
         """
         if self.settings.tls is TlsMode.FILES:
-            certified = self._load_files()
+            self._local = self._load_files()
         else:
             if self.settings.tls is TlsMode.AUTO:
                 self._warn_public_names()
             self._ca = LocalCA.load_or_create(self.storage)
-            certified = self._obtain_local(force=False)
-        self._map = CertMap(certified)
-        self._context = None
-        logger.info(
-            "serving certificate for %s, serial %x, valid until %s",
-            ", ".join(certified.names),
-            certified.leaf.serial_number,
-            f"{certified.not_after:%Y-%m-%d %H:%M} UTC",
-        )
+            if self.local_names:
+                self._local = self._obtain_local(force=False)
+            for name in self.acme_names:
+                managed = self._manage(name)
+                managed.load()
+        self._publish()
+        for certified in self._served():
+            logger.info(
+                "serving certificate for %s, serial %x, valid until %s",
+                ", ".join(certified.names),
+                certified.leaf.serial_number,
+                f"{certified.not_after:%Y-%m-%d %H:%M} UTC",
+            )
 
     def server_context(self) -> ssl.SSLContext:
         """The listener's context; it picks the certificate per handshake from the live map."""
@@ -86,8 +140,15 @@ class CertManager:
         return self._context
 
     def current_certificate(self) -> x509.Certificate:
-        """The leaf served by default right now."""
+        """The leaf served by default (no SNI, or an unknown name) right now."""
         return self._cert_map().default.leaf
+
+    def certificate_for(self, name: str) -> CertifiedKey:
+        """The certificate a handshake naming `name` gets right now."""
+        managed = self._managed.get(name)
+        if managed is not None and managed.current is not None:
+            return managed.current
+        return self._cert_map().default
 
     def root_cert_path(self) -> Path | None:
         """The local CA's root certificate file, or None when certificates come from files."""
@@ -98,18 +159,21 @@ class CertManager:
 
         Returns whether a new certificate is now being served.
         """
-        cert_map = self._cert_map()
+        current = self._local
+        if current is None:
+            return False
         if self.settings.tls is TlsMode.FILES:
             if not force and self._files_stamp() == self._file_stamp:
                 return False
             certified = self._load_files()
         else:
-            if not force and not cert_map.default.needs_renewal(datetime.now(UTC)):
+            if not force and not current.needs_renewal(datetime.now(UTC)):
                 return False
             certified = self._obtain_local(force=force)
-        if certified.leaf.serial_number == cert_map.default.leaf.serial_number:
+        if certified.leaf.serial_number == current.leaf.serial_number:
             return False
-        cert_map.replace(certified)
+        self._local = certified
+        self._publish()
         logger.info(
             "renewed certificate for %s, serial %x, valid until %s",
             ", ".join(certified.names),
@@ -118,24 +182,164 @@ class CertManager:
         )
         return True
 
-    async def maintain(self, stop: asyncio.Event) -> None:
-        """Check for renewal every `check_interval` until `stop` is set; never raises.
+    def renew_acme(self, force: bool = False, cancel: threading.Event | None = None) -> list[str]:
+        """Obtain every ACME certificate that is missing or due (all of them if `force`) now.
 
-        A failure is logged and retried on the next round; the current certificate stays
-        in service meanwhile.
+        For `apiclub certs renew`; returns the names that got a new certificate.
+
+        Raises:
+            AcmeError, CertificateError, StorageError: an order failed (the first one stops).
         """
+        renewed = []
+        for name in self.acme_names:
+            managed = self._managed.get(name)
+            if managed is None:  # not serving: no stand-in, just what the store holds
+                managed = self._manage(name)
+                managed.load(standin=False)
+            if (force or managed.due()) and managed.obtain(force=force, cancel=cancel):
+                renewed.append(name)
+        if self._map is not None:
+            self._publish()
+        return renewed
+
+    def issue(self, names: Sequence[str], cancel: threading.Event | None = None) -> CertifiedKey:
+        """One certificate for `names` (`apiclub certs issue`), from the issuer they call for.
+
+        ACME certificates are also stored (under the first name), so a server sharing the data
+        directory can serve them; local ones are not (the server keeps its own local leaf).
+
+        Raises:
+            CertificateError: the names mix local and public ones, or the order failed.
+            StorageError: the data directory cannot be written.
+        """
+        acme = set(self.acme_names)
+        public = [name for name in names if name in acme]
+        if public and len(public) != len(names):
+            local = ", ".join(name for name in names if name not in acme)
+            raise CertificateError(
+                f"{local} cannot be certified by the ACME server like {', '.join(public)}: "
+                "issue local and public names separately"
+            )
+        if not public:
+            return self._local_issuer().issue(names)
+        store = CertStore(self.storage, self._acme_issuer().id)
+        with store.lock(names[0]):
+            certified = self._acme_issuer().issue(names, cancel)
+            store.save(names[0], certified)
+        return certified
+
+    async def maintain(self, stop: asyncio.Event) -> None:
+        """Keep every certificate fresh until `stop` is set; never raises.
+
+        The local leaf (or the given files) is checked every `check_interval`; each ACME
+        name at once and then every `store_check_interval`. A failure is logged and retried;
+        the current certificate (or stand-in) stays in service meanwhile.
+        """
+        cancel = threading.Event()
+        loops = [self._maintain_acme(managed, stop, cancel) for managed in self._managed.values()]
+        if self._local is not None:
+            loops.append(self._maintain_local(stop))
+
+        async def cancel_on_stop() -> None:
+            await stop.wait()
+            cancel.set()  # interrupts an order's polling in its thread
+
+        watcher = asyncio.create_task(cancel_on_stop())
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            watcher.cancel()
+            if self._acme is not None:
+                await asyncio.to_thread(self._acme.close)
+
+    async def _maintain_local(self, stop: asyncio.Event) -> None:
         interval = self.check_interval.total_seconds()
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            except TimeoutError:
-                pass
-            else:
-                return
+        while not await _stopped(stop, interval):
             try:
                 await asyncio.to_thread(self.renew)
             except Exception:
                 logger.exception("certificate renewal failed; retrying in %s", self.check_interval)
+
+    async def _maintain_acme(
+        self, managed: ManagedCert, stop: asyncio.Event, cancel: threading.Event
+    ) -> None:
+        interval = self.store_check_interval.total_seconds()
+        while not stop.is_set():
+            try:
+                if await asyncio.to_thread(managed.maintain_once, cancel):
+                    self._publish()
+                    self._log_serving(managed)
+            except Exception:  # maintain_once logs its own failures; this is a last resort
+                logger.exception("%s: certificate maintenance failed", managed.name)
+            wait = interval
+            if managed.due():
+                wait = min(interval, max(managed.backoff.remaining(), 0.01))
+            if await _stopped(stop, wait):
+                return
+
+    def _log_serving(self, managed: ManagedCert) -> None:
+        if managed.current is None or managed.is_standin:
+            return
+        logger.info(
+            "%s: now serving certificate serial %x, valid until %s (no restart needed)",
+            managed.name,
+            managed.current.leaf.serial_number,
+            f"{managed.current.not_after:%Y-%m-%d %H:%M} UTC",
+        )
+
+    def _manage(self, name: str) -> ManagedCert:
+        issuer = self._acme_issuer()
+        managed = ManagedCert(
+            name,
+            issuer,
+            CertStore(self.storage, issuer.id),
+            LocalIssuer(self._ca_or_load(), STANDIN_LIFETIME),
+            Backoff(self.retry_initial.total_seconds(), self.retry_max.total_seconds()),
+        )
+        self._managed[name] = managed
+        return managed
+
+    def _acme_issuer(self) -> AcmeIssuer:
+        if self._acme is None:
+            bundle = self.settings.acme_ca_bundle
+            if bundle is not None and not bundle.is_file():
+                raise CertificateError(
+                    f"APICLUB_ACME_CA_BUNDLE {bundle} is not a file: give the PEM file of the "
+                    "CA that signed the ACME server's HTTPS certificate, or unset it"
+                )
+            self._acme = AcmeIssuer(
+                self.storage,
+                self.challenges,
+                directory=self.settings.acme_directory,
+                email=self.settings.acme_email,
+                ca_bundle=bundle,
+                poll_interval=self.acme_poll_interval,
+                listener=self.http01_listener,
+            )
+        return self._acme
+
+    def _local_issuer(self) -> LocalIssuer:
+        return LocalIssuer(self._ca_or_load(), self.leaf_lifetime)
+
+    def _ca_or_load(self) -> LocalCA:
+        if self._ca is None:
+            self._ca = LocalCA.load_or_create(self.storage)
+        return self._ca
+
+    def _served(self) -> list[CertifiedKey]:
+        served = [self._local] if self._local is not None else []
+        served += [m.current for m in self._managed.values() if m.current is not None]
+        return served
+
+    def _publish(self) -> None:
+        """Install the current certificates in the SNI map: the local leaf is the default
+        (it covers the IPs, which clients never send by SNI), else the first ACME name's."""
+        with self._publishing:
+            default, *others = self._served()
+            if self._map is None:
+                self._map = CertMap(default, others)
+            else:
+                self._map.replace(default, others)
 
     def _cert_map(self) -> CertMap:
         if self._map is None:
@@ -151,7 +355,7 @@ class CertManager:
         ca = self._ca
         if ca is None:
             raise RuntimeError("CertManager.prepare() must run before renewing")
-        names = self.settings.domains
+        names = self.local_names
         with self.storage.lock(LOCAL_LOCK):
             stored = None if force else self._load_stored_local()
             now = datetime.now(UTC)
@@ -201,15 +405,25 @@ class CertManager:
             return None
 
     def _warn_public_names(self) -> None:
+        if self.settings.acme_agree_tos:
+            return
         for name in self.settings.domains:
             if not is_local_name(name):
                 logger.warning(
-                    "%s looks like a public name, but ACME is not available yet: it gets a "
-                    "local CA certificate, which browsers will not trust unless the root is "
-                    "installed (apiclub ca trust); use APICLUB_TLS=files for a public "
-                    "certificate",
+                    "%s looks like a public name, but the ACME server's terms of service are "
+                    "not agreed: it gets a local-CA certificate, which browsers will not trust; "
+                    "read %s's terms and add --acme-agree-tos (APICLUB_ACME_AGREE_TOS=1) for a "
+                    "trusted one",
                     name,
+                    self.settings.acme_directory,
                 )
+
+
+async def _stopped(stop: asyncio.Event, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for `stop`; tell whether it is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=timeout)
+    return stop.is_set()
 
 
 def root_cert_path(settings: Settings) -> Path:

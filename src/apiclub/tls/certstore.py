@@ -1,0 +1,128 @@
+"""Obtained certificates in the data directory, one folder per issuer and name (certmagic's layout).
+
+    certs/<issuer-id>/<name>/fullchain.pem   leaf + intermediates, 0644
+    certs/<issuer-id>/<name>/privkey.pem     its key, 0600
+    certs/local/fullchain.pem, privkey.pem   the local CA's leaf for local names
+
+Each file is replaced atomically; the key is written before the chain, and a reader that
+catches the new chain with the old key sees a mismatch and simply tries again later. Every
+process sharing the data directory reads the same files, so a certificate renewed by one is
+picked up by the others (`stamp` changes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.x509.oid import NameOID
+
+from apiclub.errors import StorageError
+from apiclub.tls.certified import CertifiedKey
+from apiclub.tls.storage import Storage
+
+logger = logging.getLogger("apiclub.tls")
+
+CERTS_DIR = "certs"
+CHAIN_FILE = "fullchain.pem"
+KEY_FILE = "privkey.pem"
+
+Stamp = tuple[int, int]
+
+
+class CertStore:
+    """The certificates one issuer obtained, by name."""
+
+    def __init__(self, storage: Storage, issuer_id: str) -> None:
+        self.storage = storage
+        self.issuer_id = issuer_id
+
+    def chain_key(self, name: str) -> str:
+        """Storage key of `name`'s chain."""
+        return f"{CERTS_DIR}/{self.issuer_id}/{name}/{CHAIN_FILE}"
+
+    def key_key(self, name: str) -> str:
+        """Storage key of `name`'s private key."""
+        return f"{CERTS_DIR}/{self.issuer_id}/{name}/{KEY_FILE}"
+
+    def load(self, name: str) -> CertifiedKey | None:
+        """The stored certificate of `name`, or None if there is none or it is unusable."""
+        try:
+            chain = self.storage.read(self.chain_key(name))
+            key = self.storage.read(self.key_key(name))
+        except KeyError:
+            return None
+        except StorageError as exc:
+            logger.warning("ignoring the stored certificate of %s: %s", name, exc)
+            return None
+        try:
+            return CertifiedKey.from_pem(chain, key)
+        except (ValueError, TypeError) as exc:
+            logger.warning("ignoring the stored certificate of %s: %s", name, exc)
+            return None
+
+    def save(self, name: str, certified: CertifiedKey) -> None:
+        """Store the key (0600), then the chain, each atomically.
+
+        Raises:
+            StorageError: the data directory cannot be written.
+        """
+        self.storage.write(self.key_key(name), certified.key_pem, private=True)
+        self.storage.write(self.chain_key(name), certified.chain_pem)
+
+    def stamp(self, name: str) -> Stamp | None:
+        """Modification time and size of the chain file: changes when anyone renews it."""
+        try:
+            info = self.storage.path(self.chain_key(name)).stat()
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size)
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold the cross-process lock of `name`: one order per certificate at a time."""
+        with self.storage.lock(f"cert-{self.issuer_id}-{name}"):
+            yield
+
+
+@dataclass(frozen=True)
+class StoredCert:
+    """One certificate found in the store, for `apiclub certs list`."""
+
+    path: Path
+    names: tuple[str, ...]
+    issuer: str
+    not_after: datetime
+    serial: int
+
+    def days_left(self, now: datetime) -> float:
+        """Days until expiry (negative once expired)."""
+        return (self.not_after - now).total_seconds() / 86400
+
+
+def list_stored(data_dir: Path) -> list[StoredCert]:
+    """Every chain under `<data_dir>/certs`, sorted by path; unreadable ones are skipped."""
+    found = []
+    for path in sorted((data_dir / CERTS_DIR).rglob(CHAIN_FILE)):
+        try:
+            certified = CertifiedKey.from_pem(
+                path.read_bytes(), (path.parent / KEY_FILE).read_bytes()
+            )
+        except (OSError, ValueError, TypeError) as exc:
+            logger.warning("skipping %s: %s", path, exc)
+            continue
+        issuer = certified.leaf.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+        found.append(
+            StoredCert(
+                path=path,
+                names=certified.names,
+                issuer=str(issuer[0].value) if issuer else certified.leaf.issuer.rfc4514_string(),
+                not_after=certified.not_after,
+                serial=certified.leaf.serial_number,
+            )
+        )
+    return found

@@ -1,0 +1,124 @@
+"""Certificate sources behind one small interface: the local CA and an ACME server.
+
+The manager asks an `Issuer` for a certificate and stores what it gets under the issuer's
+`id`; it never cares whether a local root signed it or Let's Encrypt did (certmagic's Issuer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+from apiclub.tls.acme_client import POLL_INTERVAL, AcmeClient, directory_id
+from apiclub.tls.certified import CertifiedKey
+from apiclub.tls.challenges import ChallengeLookup, ChallengeStore
+from apiclub.tls.local_ca import LocalCA
+from apiclub.tls.storage import Storage
+
+Http01Listener = Callable[[ChallengeLookup], contextlib.AbstractContextManager[object]]
+"""Answers HTTP-01 on port 80 for the duration of one order (the CLI's stand-alone responder)."""
+
+
+class Issuer(Protocol):
+    """Issues certificates. Contract: `issue` blocks until it returns a certificate covering
+    every name with a key never used before, or raises `CertificateError` (`AcmeError` for
+    ACME); setting `cancel` makes it give up early. It may be called from any thread.
+    """
+
+    @property
+    def id(self) -> str:
+        """Names the folder under `certs/` where this issuer's certificates are stored."""
+        ...
+
+    def issue(self, names: Sequence[str], cancel: threading.Event | None = None) -> CertifiedKey:
+        """A new certificate for `names`."""
+        ...
+
+
+class LocalIssuer:
+    """Certificates from the local CA: instant, trusted only where its root is installed."""
+
+    def __init__(self, ca: LocalCA, lifetime: timedelta) -> None:
+        self.ca = ca
+        self.lifetime = lifetime
+
+    @property
+    def id(self) -> str:
+        """Local certificates live under `certs/local`."""
+        return "local"
+
+    def issue(self, names: Sequence[str], cancel: threading.Event | None = None) -> CertifiedKey:
+        """Sign a new leaf at once (`cancel` is moot)."""
+        return self.ca.issue_cert(names, self.lifetime)
+
+
+class AcmeIssuer:
+    """Certificates from an ACME server; connects (and registers) on first use.
+
+    One order at a time per process: the `acme` client's nonces and session are not meant
+    for concurrent use. After a failure the next call reconnects from scratch. A server
+    answers challenges on its own port-80 listener; without one, `listener` opens one for
+    each order (so two CLI processes take turns with the port under the store's lock).
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        answers: ChallengeStore,
+        *,
+        directory: str,
+        email: str | None = None,
+        ca_bundle: Path | None = None,
+        poll_interval: timedelta = POLL_INTERVAL,
+        listener: Http01Listener | None = None,
+    ) -> None:
+        self.storage = storage
+        self.answers = answers
+        self.directory = directory
+        self.email = email
+        self.ca_bundle = ca_bundle
+        self.poll_interval = poll_interval
+        self.listener = listener
+        self._client: AcmeClient | None = None
+        self._guard = threading.Lock()
+
+    @property
+    def id(self) -> str:
+        """`certs/<directory id>`: staging and production certificates never mix."""
+        return directory_id(self.directory)
+
+    def issue(self, names: Sequence[str], cancel: threading.Event | None = None) -> CertifiedKey:
+        """Order, validate over HTTP-01 and finalize a certificate for `names`.
+
+        Raises:
+            AcmeError: with the server's problem type, detail and Retry-After.
+            StorageError: the account cannot be stored.
+        """
+        with self._guard:
+            try:
+                if self._client is None:
+                    self._client = AcmeClient.connect(
+                        self.storage, self.directory, email=self.email, ca_bundle=self.ca_bundle
+                    )
+                    self._client.poll_interval = self.poll_interval
+                if self.listener is None:
+                    return self._client.obtain(names, self.answers, cancel)
+                with self.listener(self.answers):
+                    return self._client.obtain(names, self.answers, cancel)
+            except BaseException:
+                self._close()
+                raise
+
+    def close(self) -> None:
+        """Drop the connection to the ACME server."""
+        with self._guard:
+            self._close()
+
+    def _close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
