@@ -1,0 +1,175 @@
+"""Run the deploy files as they ship: render.sh, the nginx entrypoint, tools found or skipped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NGINX_DIR = REPO / "deploy" / "nginx"
+DOMAINS = ("apiclub.com", "api.apiclub.com")
+NGINX = "/usr/sbin/nginx"
+START_TIMEOUT = 10.0
+
+
+def tool(name: str, *, why: str) -> str:
+    """The path of `name` in the venv or on PATH, or skip the test saying how to get it."""
+    venv_tool = Path(sys.executable).parent / name
+    found = str(venv_tool) if venv_tool.exists() else shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed ({why})")
+    return found
+
+
+def need_nginx() -> None:
+    if not Path(NGINX).exists():
+        pytest.skip(f"{NGINX} is missing (apt-get install nginx gettext-base; .ci/run does)")
+    if shutil.which("envsubst") is None:
+        pytest.skip("envsubst is missing (apt-get install gettext-base; .ci/run does)")
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports nobody listens on right now (bound to port 0, then released).
+
+    All are held until all are chosen: one socket at a time, the kernel may hand out the
+    same port twice.
+    """
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    return free_ports(1)[0]
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    """PATH plus `values`: no APICLUB_* or NGINX_* of the developer's shell leaks in."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", **values}
+
+
+def render(out: Path, **values: str) -> subprocess.CompletedProcess[str]:
+    """Run deploy/nginx/render.sh OUT with exactly `values` as its environment."""
+    return subprocess.run(
+        [str(NGINX_DIR / "render.sh"), str(out)],
+        env=clean_env(**values),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@dataclass
+class Nginx:
+    """A running deploy/nginx/entrypoint.sh (nginx in the foreground, the reload watcher)."""
+
+    process: subprocess.Popen[bytes]
+    https_port: int
+    http_port: int
+    prefix: Path
+    output: Path
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
+def nginx_env(
+    data_dir: Path, upstream_port: int, *, https_port: int, http_port: int, prefix: Path
+) -> dict[str, str]:
+    """The environment compose gives the nginx container, with loopback ports and paths."""
+    return clean_env(
+        APICLUB_DOMAINS=",".join(DOMAINS),
+        NGINX_PREFIX=str(prefix),
+        NGINX_HTTPS_LISTEN=f"127.0.0.1:{https_port}",
+        NGINX_HTTP_LISTEN=f"127.0.0.1:{http_port}",
+        NGINX_UPSTREAM=f"127.0.0.1:{upstream_port}",
+        NGINX_CERT_FILE=str(data_dir / "certs/local/fullchain.pem"),
+        NGINX_KEY_FILE=str(data_dir / "certs/local/privkey.pem"),
+        NGINX_CERT_WAIT="5",
+        NGINX_CERT_CHECK_INTERVAL="1",
+    )
+
+
+@contextlib.contextmanager
+def running_nginx(data_dir: Path, upstream_port: int, **overrides: str) -> Iterator[Nginx]:
+    """Start the shipped entrypoint on free loopback ports; stop it gracefully at the end.
+
+    The prefix is a world-traversable temporary directory: started as root, nginx's workers
+    run as www-data (as in the image) and must reach their temp paths, which pytest's 0700
+    tmp_path would hide.
+    """
+    prefix = Path(tempfile.mkdtemp(prefix="apiclub-nginx-"))
+    prefix.chmod(0o755)
+    https_port, http_port = free_ports(2)
+    env = nginx_env(
+        data_dir, upstream_port, https_port=https_port, http_port=http_port, prefix=prefix
+    )
+    env.update(overrides)
+    output = prefix / "output.log"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(NGINX_DIR / "entrypoint.sh")],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    nginx = Nginx(process, https_port, http_port, prefix, output)
+    try:
+        _wait_listening(nginx)
+        yield nginx
+    finally:
+        stop_nginx(nginx)
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+def stop_nginx(nginx: Nginx) -> None:
+    """SIGQUIT (graceful, as the image's STOPSIGNAL), then end the watcher's process group."""
+    if nginx.process.poll() is None:
+        nginx.process.send_signal(signal.SIGQUIT)
+        try:
+            nginx.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            nginx.process.kill()
+            nginx.process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(nginx.process.pid, signal.SIGKILL)
+
+
+def _wait_listening(nginx: Nginx) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if nginx.process.poll() is not None:
+            pytest.fail(f"nginx exited with {nginx.process.returncode}:\n{nginx.log()}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", nginx.https_port)) == 0:
+                return
+        time.sleep(0.05)
+    pytest.fail(f"nginx did not listen within {START_TIMEOUT} s:\n{nginx.log()}")
+
+
+def established_to(port: int) -> int:
+    """How many TCP connections to 127.0.0.1:`port` are established (from /proc/net/tcp)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote, state = fields[2], fields[3]
+        if state == "01" and remote == f"0100007F:{port:04X}":
+            count += 1
+    return count
