@@ -15,8 +15,8 @@
 #   NGINX_HTTP_LISTEN          nginx `listen` for HTTP [80]
 #   NGINX_UPSTREAM             the API's plain-HTTP address [api-behind-nginx:8080]
 #   NGINX_CERT_FILE            certificate chain; `{domain}` is replaced by each name
-#                              [/data/certs/local/fullchain.pem]
-#   NGINX_KEY_FILE             its private key [/data/certs/local/privkey.pem]
+#                              [/data/certs/live/{domain}/fullchain.pem]
+#   NGINX_KEY_FILE             its private key [/data/certs/live/{domain}/privkey.pem]
 #   NGINX_USER                 user of the worker processes when started as root [www-data]
 #   NGINX_TEMPLATE_DIR         where the *.template files are [this script's folder]
 set -eu
@@ -44,8 +44,12 @@ APICLUB_MAX_BODY_SIZE=${APICLUB_MAX_BODY_SIZE:-1048576}
 NGINX_HTTPS_LISTEN=${NGINX_HTTPS_LISTEN:-443}
 NGINX_HTTP_LISTEN=${NGINX_HTTP_LISTEN:-80}
 NGINX_UPSTREAM=${NGINX_UPSTREAM:-api-behind-nginx:8080}
-NGINX_CERT_FILE=${NGINX_CERT_FILE:-/data/certs/local/fullchain.pem}
-NGINX_KEY_FILE=${NGINX_KEY_FILE:-/data/certs/local/privkey.pem}
+# The API keeps what it serves for each name here (stand-ins included), whatever the issuer.
+# (Defaults in variables: a `}` inside ${VAR:-...} would end the expansion.)
+default_cert='/data/certs/live/{domain}/fullchain.pem'
+default_key='/data/certs/live/{domain}/privkey.pem'
+NGINX_CERT_FILE=${NGINX_CERT_FILE:-$default_cert}
+NGINX_KEY_FILE=${NGINX_KEY_FILE:-$default_key}
 NGINX_USER=${NGINX_USER:-www-data}
 
 check APICLUB_PUBLIC_HTTPS_PORT "$APICLUB_PUBLIC_HTTPS_PORT" 0-9 "a port (1-65535)"

@@ -49,9 +49,10 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--acme-email", "APICLUB_ACME_EMAIL", "contact e-mail of the ACME account"),
     ("--acme-ca-bundle", "APICLUB_ACME_CA_BUNDLE", "CA file trusted for a private ACME server"),
     ("--acme-agree-tos", "APICLUB_ACME_AGREE_TOS", "agree to the ACME server's terms of service"),
+    ("--manage-certs", "APICLUB_MANAGE_CERTS", "with --tls off, keep certificates for a proxy"),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
-SWITCHES = frozenset({"--acme-agree-tos"})
+SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})
 """Flags that take no value: given means "1"."""
 
 Command = Callable[[Settings, argparse.Namespace], int]

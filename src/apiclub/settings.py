@@ -77,6 +77,9 @@ class Settings:
     """Seconds in-flight requests get to finish on SIGTERM (APICLUB_GRACE_PERIOD)."""
     log_level: str = "INFO"
     """Logging threshold (APICLUB_LOG_LEVEL): DEBUG, INFO, WARNING or ERROR."""
+    manage_certs: bool = False
+    """With APICLUB_TLS=off, still obtain and renew certificates for the domains into the store
+    (APICLUB_MANAGE_CERTS), for a proxy that terminates TLS with them (the nginx profile)."""
     trusted_proxies: tuple[ProxyNetwork, ...] = ()
     """Peers whose X-Forwarded-For/-Proto and X-Real-IP count (APICLUB_TRUSTED_PROXIES,
     comma-separated addresses or CIDR networks); from anyone else they are ignored."""
@@ -177,6 +180,8 @@ class Settings:
             values["grace_period"] = _parse_seconds("APICLUB_GRACE_PERIOD", raw)
         if (raw := get("APICLUB_LOG_LEVEL")) is not None:
             values["log_level"] = raw.upper()
+        if (raw := get("APICLUB_MANAGE_CERTS")) is not None:
+            values["manage_certs"] = parse_bool("APICLUB_MANAGE_CERTS", raw)
         if (raw := get("APICLUB_TRUSTED_PROXIES")) is not None:
             values["trusted_proxies"] = parse_networks(raw)
         if (raw := get("APICLUB_ACME_DIRECTORY")) is not None:
@@ -188,6 +193,16 @@ class Settings:
         if (raw := get("APICLUB_ACME_AGREE_TOS")) is not None:
             values["acme_agree_tos"] = _parse_bool("APICLUB_ACME_AGREE_TOS", raw)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def parse_bool(key: str, raw: str) -> bool:
+    """`1/true/yes/on` or `0/false/no/off`, any case."""
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{key}={raw!r} is not a yes/no value (1, true, yes, on / 0, false, no, off)")
 
 
 def parse_networks(raw: str) -> tuple[ProxyNetwork, ...]:

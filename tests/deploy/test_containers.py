@@ -295,10 +295,6 @@ def test_nginx_mode_serves_both_names_through_nginx_and_keeps_data(project: Proj
     write_then_read_after_restart(project, "nginx")
 
 
-@pytest.mark.xfail(
-    reason="needs the API to manage certificates with TLS off (APICLUB_MANAGE_CERTS=1, lead)",
-    strict=True,
-)
 def test_nginx_mode_on_a_fresh_volume(project: Project) -> None:
     project.compose("--profile", "nginx", "up", "--detach")
     project.wait_ready()

@@ -55,8 +55,8 @@ def test_defaults_match_the_api_and_compose(tmp_path: Path) -> None:
     assert "ssl_reject_handshake on;" in main
     assert "return 444;" in main
     assert files["cert-files"].split() == [
-        "/data/certs/local/fullchain.pem",
-        "/data/certs/local/privkey.pem",
+        "/data/certs/live/apiclub.com/fullchain.pem",
+        "/data/certs/live/apiclub.com/privkey.pem",
     ]
 
 

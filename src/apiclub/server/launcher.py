@@ -24,7 +24,7 @@ from apiclub.server.hosts import HostCheckMiddleware
 from apiclub.server.hypercorn_fixes import tolerate_tls_close_errors
 from apiclub.server.lifespan import LifespanWatch
 from apiclub.server.proxy import ProxyHeadersMiddleware
-from apiclub.server.redirect import RedirectApp
+from apiclub.server.redirect import ChallengeMiddleware, RedirectApp
 from apiclub.server.sockets import bind_socket
 from apiclub.settings import Settings, TlsMode
 from apiclub.tls import CertManager
@@ -102,13 +102,15 @@ class Server:
         host = self.settings.host
         https_option = "--https-port/APICLUB_HTTPS_PORT"
         http_option = "--http-port/APICLUB_HTTP_PORT"
+        if self.tls_enabled or self.settings.manage_certs:
+            if self.cert_manager is None:
+                self.cert_manager = CertManager(self.settings)
+            self.cert_manager.prepare()
         if not self.tls_enabled:
             if self._api_socket is None:
                 self._api_socket = bind_socket(host, self.settings.http_port, option=http_option)
             return
-        if self.cert_manager is None:
-            self.cert_manager = CertManager(self.settings)
-        self.cert_manager.prepare()
+        assert self.cert_manager is not None  # noqa: S101
         if self._api_socket is None:
             self._api_socket = bind_socket(host, self.settings.https_port, option=https_option)
         if self._redirect_socket is None and self.settings.http_port:
@@ -137,9 +139,14 @@ class Server:
         stop = asyncio.Event()
         # Litestar's own ASGI types are narrower TypedDicts; at run time it is an ASGI 3 app.
         app = self._app if self._app is not None else cast(ASGIApp, create_app(self.settings))
-        checked = HostCheckMiddleware(app, self.settings.domains)
+        checked: ASGIApp = HostCheckMiddleware(app, self.settings.domains)
+        context: ssl.SSLContext | None = None
+        if self.cert_manager is not None and self.tls_enabled:
+            context = self.cert_manager.server_context()
+        elif self.cert_manager is not None:
+            # Behind a proxy: its port 80 forwards ACME challenges to this plain listener.
+            checked = ChallengeMiddleware(checked, self.cert_manager.challenges)
         self._watch = LifespanWatch(ProxyHeadersMiddleware(checked, self.settings.trusted_proxies))
-        context = self.cert_manager.server_context() if self.cert_manager else None
         tasks = [asyncio.create_task(self._serve_api(context, stop), name="api")]
         try:
             await self._wait_started(tasks[0])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from apiclub.server.asgi import Receive, Scope, Send
+from apiclub.server.asgi import ASGIApp, Receive, Scope, Send
 from apiclub.server.hosts import request_host, send_json
 from apiclub.tls.challenges import ChallengeLookup, token_from_path
 
@@ -127,3 +127,23 @@ async def _answer_lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+class ChallengeMiddleware:
+    """Answer ACME HTTP-01 challenges in front of the API when it runs behind a proxy.
+
+    With TLS off and APICLUB_MANAGE_CERTS, the proxy (nginx) forwards port 80's
+    `/.well-known/acme-challenge/` to the API's plain listener; everything else passes on.
+    """
+
+    def __init__(self, app: ASGIApp, challenges: ChallengeLookup) -> None:
+        self.app = app
+        self._answerer = RedirectApp((), HTTPS_DEFAULT_PORT, challenges)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            token = token_from_path(scope.get("path", ""))
+            if token is not None:
+                await self._answerer.answer_challenge(token, scope, send)
+                return
+        await self.app(scope, receive, send)

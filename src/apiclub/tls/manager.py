@@ -43,6 +43,7 @@ STORE_CHECK_INTERVAL = 30 * SECONDS
 LOCAL_CHAIN_KEY = "certs/local/fullchain.pem"
 LOCAL_KEY_KEY = "certs/local/privkey.pem"
 LOCAL_LOCK = "certs-local"
+LIVE_DIR = "certs/live"
 
 
 class CertManager:
@@ -66,9 +67,11 @@ class CertManager:
         acme_poll_interval: timedelta = POLL_INTERVAL,
         http01_listener: Http01Listener | None = None,
     ) -> None:
-        if settings.tls is TlsMode.OFF:
+        if settings.tls is TlsMode.OFF and not settings.manage_certs:
             raise ConfigError("APICLUB_TLS=off serves no certificates: do not build a CertManager")
         self.settings = settings
+        # Behind a proxy (TLS off, APICLUB_MANAGE_CERTS) the names are certified as in `auto`.
+        self.mode = TlsMode.AUTO if settings.tls is TlsMode.OFF else settings.tls
         self.leaf_lifetime = leaf_lifetime
         self.check_interval = check_interval
         self.store_check_interval = store_check_interval
@@ -96,7 +99,7 @@ class CertManager:
     @property
     def acme_names(self) -> tuple[str, ...]:
         """The names ordered from the ACME server: public ones in `auto` mode, all in `acme`."""
-        mode = self.settings.tls
+        mode = self.mode
         if mode is TlsMode.ACME:
             return self.settings.domains
         if mode is not TlsMode.AUTO or not self.settings.acme_agree_tos:
@@ -113,10 +116,10 @@ class CertManager:
             CertificateError: a certificate or key cannot be created, read or used.
             StorageError: the data directory cannot be written.
         """
-        if self.settings.tls is TlsMode.FILES:
+        if self.mode is TlsMode.FILES:
             self._local = self._load_files()
         else:
-            if self.settings.tls is TlsMode.AUTO:
+            if self.mode is TlsMode.AUTO:
                 self._warn_public_names()
             self._ca = LocalCA.load_or_create(self.storage)
             if self.local_names:
@@ -162,7 +165,7 @@ class CertManager:
         current = self._local
         if current is None:
             return False
-        if self.settings.tls is TlsMode.FILES:
+        if self.mode is TlsMode.FILES:
             if not force and self._files_stamp() == self._file_stamp:
                 return False
             certified = self._load_files()
@@ -340,6 +343,26 @@ class CertManager:
                 self._map = CertMap(default, others)
             else:
                 self._map.replace(default, others)
+            self._write_live()
+
+    def _write_live(self) -> None:
+        """Keep `certs/live/<name>/` holding what is served for each name, stand-ins included.
+
+        A proxy in front (the nginx profile) reads these stable paths, whatever the issuer;
+        the key is written before the chain, each atomically, and unchanged files are left
+        alone so the proxy's reload check sees no change.
+        """
+        assert self._map is not None  # noqa: S101
+        for name in self.settings.domains:
+            served = self.certificate_for(name)
+            for key, data, private in (
+                (f"{LIVE_DIR}/{name}/privkey.pem", served.key_pem, True),
+                (f"{LIVE_DIR}/{name}/fullchain.pem", served.chain_pem, False),
+            ):
+                with contextlib.suppress(KeyError):
+                    if self.storage.read(key) == data:
+                        continue
+                self.storage.write(key, data, private=private)
 
     def _cert_map(self) -> CertMap:
         if self._map is None:
