@@ -350,3 +350,24 @@ def _unverified() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+async def test_504_is_json_when_the_api_does_not_answer_in_time(
+    certs: CertManager, client_context: ssl.SSLContext
+) -> None:
+    # A listener that never accepts, its one-slot backlog already taken: the kernel drops
+    # nginx's SYNs, its connect times out (proxy_connect_timeout 5 s) and nginx answers 504.
+    with socket.socket() as silent, socket.socket() as filler:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(0)
+        filler.connect(silent.getsockname())
+        with running_nginx(certs.settings.data_dir, silent.getsockname()[1]) as nginx:
+            url, ext = via(nginx, "apiclub.com", "/task/")
+            async with httpx.AsyncClient(verify=client_context, timeout=30) as client:
+                response = await client.get(url, headers={"host": "apiclub.com"}, extensions=ext)
+    assert response.status_code == 504
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "status_code": 504,
+        "detail": "the API did not answer in time",
+    }
