@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import sqlite3
 import ssl
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,3 +151,34 @@ def test_flag_wins_over_environment(tmp_path: Path) -> None:
     settings = Settings.from_env({"APICLUB_HTTPS_PORT": "1234", **flag_values(args)})
     assert settings.https_port == 9443
     assert settings.domains == ("a.test", "b.test")
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+def test_privileged_port_without_the_capability_says_how_to_fix_it(tmp_path: Path) -> None:
+    # Root without CAP_NET_BIND_SERVICE, as a plain user would run `make prod`.
+    result = subprocess.run(
+        [
+            "setpriv",
+            "--bounding-set=-net_bind_service",
+            sys.executable,
+            "-m",
+            "apiclub",
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--https-port",
+            "443",
+            "--http-port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "apiclub: error: permission denied listening on 127.0.0.1:443: ports below 1024 need "
+        "root or CAP_NET_BIND_SERVICE (run with sudo, use deploy/systemd/apiclub.service, or "
+        "choose a port above 1023 with --https-port/APICLUB_HTTPS_PORT)"
+    )
