@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import ssl
@@ -18,7 +17,7 @@ from apiclub.server.sockets import bind_socket
 from apiclub.settings import Settings, TlsMode
 from apiclub.tls import CertManager
 from tests.deploy.helpers import DOMAINS
-from tests.server.conftest import Running
+from tests.server.conftest import Running, running_server
 
 
 @pytest.fixture
@@ -50,19 +49,8 @@ def behind_nginx(tmp_path: Path) -> Settings:
 async def serving_app(settings: Settings, app: ASGIApp) -> AsyncIterator[Running]:
     """`tests.server.conftest.serving`, with our own app behind the server's middleware."""
     server = Server(settings, app=app, api_socket=bind_socket("127.0.0.1", 0, option="test"))
-    server.prepare()
-    stop = asyncio.Event()
-    task = asyncio.create_task(server.serve(stop.wait))
-    ready = asyncio.create_task(server.ready.wait())
-    await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        ready.cancel()
-        task.result()
-    running = Running(server, task, stop)
-    try:
+    async with running_server(server) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 async def echo_app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -15,7 +14,7 @@ from apiclub.server.launcher import Server
 from apiclub.server.sockets import bind_socket
 from apiclub.settings import Settings, TlsMode
 from apiclub.tls import CertManager
-from tests.server.conftest import Running
+from tests.server.conftest import Running, running_server
 
 from .pebble import CHALLTESTSRV, MISSING, PEBBLE, Pebble, free_port, run_pebble
 
@@ -70,19 +69,8 @@ async def serving_acme(
         redirect_socket=redirect_socket,
         cert_manager=fast_manager(settings),
     )
-    server.prepare()
-    stop = asyncio.Event()
-    task = asyncio.create_task(server.serve(stop.wait))
-    ready = asyncio.create_task(server.ready.wait())
-    await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        ready.cancel()
-        task.result()
-    running = Running(server, task, stop)
-    try:
+    async with running_server(server) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 def pebble_client(pebble: Pebble) -> ssl.SSLContext:

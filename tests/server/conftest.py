@@ -42,6 +42,13 @@ async def serving(settings: Settings, *, redirect: bool = True) -> AsyncIterator
     api_socket = bind_socket("127.0.0.1", 0, option="test")
     redirect_socket = bind_socket("127.0.0.1", 0, option="test") if redirect else None
     server = Server(settings, api_socket=api_socket, redirect_socket=redirect_socket)
+    async with running_server(server) as running:
+        yield running
+
+
+@asynccontextmanager
+async def running_server(server: Server) -> AsyncIterator[Running]:
+    """Prepare and serve `server` until the block ends (or its start fails), then stop it."""
     server.prepare()
     stop = asyncio.Event()
     task = asyncio.create_task(server.serve(stop.wait))
