@@ -95,49 +95,55 @@ def build_parser() -> argparse.ArgumentParser:
         prog="apiclub", description="A tasks API that serves itself over HTTPS."
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    serve = commands.add_parser(
-        "serve", parents=[common], help="serve the API (default ports 8443/8080)"
-    )
-    serve.set_defaults(command=_serve)
-    migrate = commands.add_parser(
-        "migrate", parents=[common], help="apply database migrations and exit"
-    )
-    migrate.set_defaults(command=_migrate)
+    _add_command(commands, common, "serve", _serve, "serve the API (default ports 8443/8080)")
+    _add_command(commands, common, "migrate", _migrate, "apply database migrations and exit")
     ca = commands.add_parser("ca", help="the local certificate authority")
     ca_commands = ca.add_subparsers(title="ca commands", required=True, metavar="COMMAND")
-    ca_path = ca_commands.add_parser(
-        "path", parents=[common], help="print the root certificate's path"
+    _add_command(ca_commands, common, "path", _ca_path, "print the root certificate's path")
+    _add_command(
+        ca_commands, common, "trust", _ca_trust, "install the root in the system trust store"
     )
-    ca_path.set_defaults(command=_ca_path)
-    ca_trust = ca_commands.add_parser(
-        "trust", parents=[common], help="install the root in the system trust store"
-    )
-    ca_trust.set_defaults(command=_ca_trust)
     _add_certs_commands(commands, common)
+    return parser
+
+
+def _add_command(
+    commands: Any, common: argparse.ArgumentParser, name: str, command: Command, text: str
+) -> argparse.ArgumentParser:
+    """A subcommand that takes every setting flag and runs `command`."""
+    parser: argparse.ArgumentParser = commands.add_parser(name, parents=[common], help=text)
+    parser.set_defaults(command=command)
     return parser
 
 
 def _add_certs_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     certs = commands.add_parser("certs", help="certificates in the data directory (ACME, local)")
     certs_commands = certs.add_subparsers(title="certs commands", required=True, metavar="COMMAND")
-    certs_list = certs_commands.add_parser(
-        "list", parents=[common], help="names, issuer, expiry and days left of stored certificates"
+    _add_command(
+        certs_commands,
+        common,
+        "list",
+        _certs_list,
+        "names, issuer, expiry and days left of stored certificates",
     )
-    certs_list.set_defaults(command=_certs_list)
-    certs_renew = certs_commands.add_parser(
-        "renew", parents=[common], help="renew the ACME certificates that are due (or all)"
+    renew = _add_command(
+        certs_commands,
+        common,
+        "renew",
+        _certs_renew,
+        "renew the ACME certificates that are due (or all)",
     )
-    certs_renew.add_argument("--force", action="store_true", help="renew even if not due")
-    certs_renew.set_defaults(command=_certs_renew)
-    certs_issue = certs_commands.add_parser(
+    renew.add_argument("--force", action="store_true", help="renew even if not due")
+    issue = _add_command(
+        certs_commands,
+        common,
         "issue",
-        parents=[common],
-        help="issue one certificate for the --domain names into --out DIR",
+        _certs_issue,
+        "issue one certificate for the --domain names into --out DIR",
     )
-    certs_issue.add_argument(
+    issue.add_argument(
         "--out", required=True, type=Path, metavar="DIR", help="writes fullchain.pem, privkey.pem"
     )
-    certs_issue.set_defaults(command=_certs_issue)
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, str]:

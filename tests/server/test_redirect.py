@@ -18,7 +18,7 @@ def redirect(status: int, location: bytes) -> list[dict[str, object]]:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"location", location), (b"content-length", b"0"), extra],
+            "headers": [(b"location", location), extra, (b"content-length", b"0")],
         },
         {"type": "http.response.body", "body": b""},
     ]
@@ -116,8 +116,8 @@ def challenge(status: int, body: bytes) -> list[dict[str, object]]:
             "status": status,
             "headers": [
                 (b"content-type", b"text/plain"),
-                (b"content-length", str(len(body)).encode()),
                 (b"cache-control", b"no-store"),
+                (b"content-length", str(len(body)).encode()),
             ],
         },
         {"type": "http.response.body", "body": body},

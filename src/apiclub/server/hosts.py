@@ -8,10 +8,9 @@ redirect. Over HTTP/2 the ASGI scope carries the `:authority` pseudo-header inst
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterable
 
-from apiclub.server.asgi import ASGIApp, Receive, Scope, Send
+from apiclub.server.asgi import ASGIApp, Receive, Scope, Send, send_json
 
 
 def parse_host(value: str) -> str | None:
@@ -84,22 +83,3 @@ class HostCheckMiddleware:
                 await send_json(send, 421, {"status_code": 421, "detail": detail})
                 return
         await self.app(scope, receive, send)
-
-
-async def send_json(
-    send: Send, status: int, body: object, headers: Iterable[tuple[bytes, bytes]] = ()
-) -> None:
-    """Send a complete JSON response (the host check and redirect app share it)."""
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})

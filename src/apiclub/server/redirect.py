@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from apiclub.server.asgi import ASGIApp, Receive, Scope, Send
-from apiclub.server.hosts import request_host, send_json
+from apiclub.server.asgi import ASGIApp, Receive, Scope, Send, send_json, send_response
+from apiclub.server.hosts import request_host
 from apiclub.tls.challenges import ChallengeLookup, token_from_path
 
 logger = logging.getLogger("apiclub.redirect")
@@ -54,18 +54,8 @@ class RedirectApp:
             return
         location = self.https_url(host, scope)
         status = 301 if scope["method"] in SAFE_METHODS else 308
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"location", location.encode("ascii")),
-                    (b"content-length", b"0"),
-                    (b"cache-control", b"no-store") if status == 308 else (b"vary", b"host"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
+        cache = (b"cache-control", b"no-store") if status == 308 else (b"vary", b"host")
+        await send_response(send, status, headers=[(b"location", location.encode("ascii")), cache])
 
     async def answer_challenge(self, token: str, scope: Scope, send: Send) -> None:
         """200 with the key authorization of a token in flight, 404 for any other."""
@@ -77,19 +67,8 @@ class RedirectApp:
         else:
             logger.info("answered ACME challenge token %s", token)
             body, status = answer.encode("ascii"), 200
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"text/plain"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
-        body = b"" if scope["method"] == "HEAD" else body
-        await send({"type": "http.response.body", "body": body})
+        headers = [(b"content-type", b"text/plain"), (b"cache-control", b"no-store")]
+        await send_response(send, status, b"" if scope["method"] == "HEAD" else body, headers)
 
     def https_url(self, host: str, scope: Scope) -> str:
         """`https://host[:port]/path?query` for the request in `scope`."""
