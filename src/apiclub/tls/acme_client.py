@@ -12,12 +12,12 @@ and, when the server asked for one, how long to wait (`Retry-After`, RFC 8555 6.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -229,8 +229,8 @@ class AcmeClient:
             # RFC 8555 7.5.1: poll no sooner than Retry-After says.
             wait = backoff
             backoff = min(backoff * 2, self.poll_interval.total_seconds())
-            with contextlib.suppress(ValueError):
-                wait = max(wait, float(response.headers.get("Retry-After", 0)))
+            asked = retry_after_seconds(response.headers.get("Retry-After"), time.time())
+            wait = max(wait, asked or 0.0)
             if time.monotonic() + wait > deadline:
                 raise AcmeError(what, CLIENT_PROBLEM, "timed out waiting for validation", None)
             if cancel is not None and cancel.wait(wait):
@@ -285,7 +285,9 @@ def _call(net: _Network, what: str, action: Any) -> Any:
     except errors.ConflictError:
         raise
     except messages.Error as exc:
-        raise AcmeError(what, str(exc.typ), str(exc.detail), _seconds(net.retry_after)) from exc
+        raise AcmeError(
+            what, str(exc.typ), str(exc.detail), retry_after_seconds(net.retry_after, time.time())
+        ) from exc
     except errors.ValidationError as exc:
         problem = next(
             (c.error for a in exc.failed_authzrs for c in a.body.challenges if c.error), None
@@ -302,20 +304,26 @@ def _call(net: _Network, what: str, action: Any) -> Any:
         raise AcmeError(what, CLIENT_PROBLEM, f"unexpected answer: {exc}", None) from exc
 
 
-def _seconds(retry_after: str | None) -> float | None:
-    if retry_after is None:
-        return None
-    try:
-        return max(0.0, float(retry_after))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a `Retry-After` value (RFC 9110 10.2.3), or None if absent or
+    unreadable (then our own backoff decides).
 
+    Both forms are understood: delay-seconds (digits only) and an HTTP-date in any of the three
+    formats a recipient must accept (RFC 9110 5.6.7: IMF-fixdate, RFC 850, asctime), all UTC.
+    `now` is `time.time()`; a date in the past means "now".
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
     try:
-        when = parsedate_to_datetime(retry_after)
+        when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    if when.tzinfo is None:  # asctime carries no zone; every HTTP-date is UTC (RFC 9110 5.6.7)
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
 
 
 def _short(exc: OSError) -> str:

@@ -210,6 +210,8 @@ class ManagedCert:
     def _log_failure(self, exc: Exception) -> None:
         retry_after = exc.retry_after if isinstance(exc, AcmeError) else None
         delay = self.backoff.fail(retry_after)
+        # Say "as the server asked" only when its Retry-After, not our own backoff, set the delay.
+        asked = retry_after is not None and delay == min(retry_after, self.backoff.maximum)
         serving = "a local-CA stand-in" if self.is_standin else "the current certificate"
         reason = f"{exc.problem_type}: {exc.detail}" if isinstance(exc, AcmeError) else str(exc)
         logger.error(
@@ -219,6 +221,6 @@ class ManagedCert:
             self.backoff.failures,
             reason,
             timedelta(seconds=round(delay, 1)),
-            " as the server asked (Retry-After)" if retry_after else "",
+            " as the server asked (Retry-After)" if asked else "",
             serving,
         )
