@@ -131,6 +131,8 @@ def test_missing_certificate_file_is_one_line_naming_it(tmp_path: Path) -> None:
         (("--tls", "maybe"), "APICLUB_TLS='maybe' is not one of auto, acme, internal, files, off"),
         (("--tls", "files"), "APICLUB_TLS=files needs APICLUB_CERT_FILE and APICLUB_KEY_FILE"),
         (("--domain", "bad_name!"), "domain 'bad_name!' is not a valid DNS name"),
+        (("--hsts", "always"), "APICLUB_HSTS='always' is not one of auto"),
+        (("--rate-limit", "lots"), "APICLUB_RATE_LIMIT='lots' is not a rate: give REQUESTS/UNIT"),
     ],
 )
 def test_bad_settings_exit_1_naming_the_setting(
@@ -151,6 +153,19 @@ def test_flag_wins_over_environment(tmp_path: Path) -> None:
     settings = Settings.from_env({"APICLUB_HTTPS_PORT": "1234", **flag_values(args)})
     assert settings.https_port == 9443
     assert settings.domains == ("a.test", "b.test")
+
+
+def test_hsts_and_rate_limit_flags_win_over_their_variables() -> None:
+    from apiclub.cli import build_parser, flag_values
+    from apiclub.settings import HstsMode, RateLimit, Settings
+
+    args = build_parser().parse_args(
+        ["serve", "--hsts", "off", "--hsts-max-age", "600", "--rate-limit", "off"]
+    )
+    environ = {"APICLUB_HSTS": "on", "APICLUB_HSTS_MAX_AGE": "1", "APICLUB_RATE_LIMIT": "1/day"}
+    assert Settings.from_env(environ).rate_limit == RateLimit(1, "day")
+    settings = Settings.from_env({**environ, **flag_values(args)})
+    assert (settings.hsts, settings.hsts_max_age, settings.rate_limit) == (HstsMode.OFF, 600, None)
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")

@@ -8,9 +8,16 @@ from apiclub.errors import ConfigError
 from apiclub.settings import (
     DEFAULT_DOMAINS,
     LETS_ENCRYPT_STAGING_DIRECTORY,
+    HstsMode,
+    RateLimit,
     Settings,
     TlsMode,
     normalize_name,
+)
+
+RATE_ERROR = (
+    "APICLUB_RATE_LIMIT='{}' is not a rate: give REQUESTS/UNIT with REQUESTS at least 1 and "
+    "UNIT one of second, minute, hour, day (e.g. 100/minute), or off for no limit"
 )
 
 
@@ -84,6 +91,13 @@ def test_empty_variables_keep_defaults() -> None:
         ({"APICLUB_GRACE_PERIOD": "-1"}, "APICLUB_GRACE_PERIOD=-1.0 must not be negative"),
         ({"APICLUB_LOG_LEVEL": "LOUD"}, "APICLUB_LOG_LEVEL='LOUD' is not one of DEBUG"),
         ({"APICLUB_TRUSTED_PROXIES": "nginx"}, "APICLUB_TRUSTED_PROXIES entry 'nginx' is not"),
+        ({"APICLUB_HSTS": "yes"}, "APICLUB_HSTS='yes' is not one of auto (public ACME names), on"),
+        ({"APICLUB_HSTS_MAX_AGE": "1y"}, "APICLUB_HSTS_MAX_AGE='1y' is not a whole number"),
+        ({"APICLUB_HSTS_MAX_AGE": "-1"}, "APICLUB_HSTS_MAX_AGE=-1 must not be negative"),
+        ({"APICLUB_RATE_LIMIT": "100 per minute"}, RATE_ERROR.format("100 per minute")),
+        ({"APICLUB_RATE_LIMIT": "0/minute"}, RATE_ERROR.format("0/minute")),
+        ({"APICLUB_RATE_LIMIT": "5/week"}, RATE_ERROR.format("5/week")),
+        ({"APICLUB_RATE_LIMIT": "/second"}, RATE_ERROR.format("/second")),
     ],
 )
 def test_bad_values_name_the_variable_and_the_fix(environ: dict[str, str], message: str) -> None:
@@ -147,3 +161,37 @@ def test_acme_defaults_to_lets_encrypt_production_without_agreement() -> None:
         None,
         False,
     )
+
+
+def test_hsts_defaults_to_auto_for_a_year() -> None:
+    settings = Settings.from_env({})
+    assert (settings.hsts, settings.hsts_max_age) == (HstsMode.AUTO, 31536000)
+
+
+@pytest.mark.parametrize(("raw", "mode"), [("ON", HstsMode.ON), ("off", HstsMode.OFF)])
+def test_hsts_settings_are_read(raw: str, mode: HstsMode) -> None:
+    settings = Settings.from_env({"APICLUB_HSTS": raw, "APICLUB_HSTS_MAX_AGE": "0"})
+    assert (settings.hsts, settings.hsts_max_age) == (mode, 0)
+
+
+@pytest.mark.parametrize(
+    ("raw", "limit"),
+    [
+        ("100/minute", RateLimit(100, "minute")),
+        (" 10 / Seconds ", RateLimit(10, "second")),
+        ("1/day", RateLimit(1, "day")),
+        ("off", None),
+    ],
+)
+def test_rate_limit_is_parsed(raw: str, limit: RateLimit | None) -> None:
+    assert Settings.from_env({"APICLUB_RATE_LIMIT": raw}).rate_limit == limit
+
+
+def test_rate_limit_is_off_by_default_and_knows_its_window() -> None:
+    assert Settings.from_env({}).rate_limit is None
+    assert (RateLimit(5, "hour").window, str(RateLimit(5, "hour"))) == (3600, "5/hour")
+
+
+def test_a_rate_limit_built_in_code_is_checked_too() -> None:
+    with pytest.raises(ConfigError, match=r"APICLUB_RATE_LIMIT='3/fortnight' is not a rate"):
+        RateLimit(3, "fortnight")

@@ -50,6 +50,9 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--acme-ca-bundle", "APICLUB_ACME_CA_BUNDLE", "CA file trusted for a private ACME server"),
     ("--acme-agree-tos", "APICLUB_ACME_AGREE_TOS", "agree to the ACME server's terms of service"),
     ("--manage-certs", "APICLUB_MANAGE_CERTS", "with --tls off, keep certificates for a proxy"),
+    ("--hsts", "APICLUB_HSTS", "Strict-Transport-Security: auto (public ACME names), on, off"),
+    ("--hsts-max-age", "APICLUB_HSTS_MAX_AGE", "HSTS max-age in seconds (default a year)"),
+    ("--rate-limit", "APICLUB_RATE_LIMIT", "requests per client address, e.g. 100/minute"),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
 SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})

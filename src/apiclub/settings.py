@@ -19,6 +19,14 @@ from apiclub.errors import ConfigError
 KIB = 1024
 MIB = 1024 * KIB
 SECONDS = 1.0
+DAYS = 86400  # in whole seconds, as HSTS max-age counts them
+
+# One year, the shorter of the two common advices: hstspreload.org and internet.nl ask for at
+# least a year; Mozilla's generator sends two. HSTS is on by default here while Caddy keeps it
+# off because a browser that noted it cannot be told to forget before max-age runs out.
+HSTS_MAX_AGE = 365 * DAYS
+RATE_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+"""Window lengths in seconds of the units a rate limit may use (those Litestar's limiter has)."""
 
 DEFAULT_DOMAINS = ("localhost", "127.0.0.1", "::1")
 LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
@@ -43,6 +51,38 @@ class TlsMode(enum.StrEnum):
     """A certificate chain and key that the operator gives."""
     OFF = "off"
     """Plain HTTP only, for running behind a TLS-terminating proxy."""
+
+
+class HstsMode(enum.StrEnum):
+    """When HTTPS answers carry Strict-Transport-Security (RFC 6797)."""
+
+    AUTO = "auto"
+    """For public names served with ACME certificates only; never in `files` or `off` mode."""
+    ON = "on"
+    """For every name the HTTPS listener serves (still never on port 80, nor with TLS off)."""
+    OFF = "off"
+    """Never."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `requests` requests per `unit` from one client address."""
+
+    requests: int
+    unit: str
+    """One of `RATE_UNITS`: second, minute, hour, day."""
+
+    def __post_init__(self) -> None:
+        if self.requests < 1 or self.unit not in RATE_UNITS:
+            raise _rate_error(str(self))
+
+    @property
+    def window(self) -> int:
+        """The unit's length in seconds."""
+        return RATE_UNITS[self.unit]
+
+    def __str__(self) -> str:
+        return f"{self.requests}/{self.unit}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +134,14 @@ class Settings:
     acme_agree_tos: bool = False
     """Agree to the ACME server's terms of service (APICLUB_ACME_AGREE_TOS); without it no
     account is registered and public names get a local-CA certificate."""
+    hsts: HstsMode = HstsMode.AUTO
+    """Strict-Transport-Security on HTTPS answers (APICLUB_HSTS): auto, on or off."""
+    hsts_max_age: int = HSTS_MAX_AGE
+    """Seconds browsers keep to HTTPS after seeing the header (APICLUB_HSTS_MAX_AGE); 0 tells
+    them to forget it (RFC 6797 6.1.1)."""
+    rate_limit: RateLimit | None = None
+    """Requests one client address may make per second, minute, hour or day
+    (APICLUB_RATE_LIMIT, e.g. `100/minute`); no limit when unset."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -118,6 +166,11 @@ class Settings:
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(
                 f"APICLUB_LOG_LEVEL={self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR"
+            )
+        if self.hsts_max_age < 0:
+            raise ConfigError(
+                f"APICLUB_HSTS_MAX_AGE={self.hsts_max_age!r} must not be negative "
+                f"(seconds; {HSTS_MAX_AGE} is a year, 0 tells browsers to forget)"
             )
         self._check_acme()
 
@@ -192,6 +245,12 @@ class Settings:
             values["acme_ca_bundle"] = Path(raw)
         if (raw := get("APICLUB_ACME_AGREE_TOS")) is not None:
             values["acme_agree_tos"] = _parse_bool("APICLUB_ACME_AGREE_TOS", raw)
+        if (raw := get("APICLUB_HSTS")) is not None:
+            values["hsts"] = _parse_hsts_mode(raw)
+        if (raw := get("APICLUB_HSTS_MAX_AGE")) is not None:
+            values["hsts_max_age"] = _parse_int("APICLUB_HSTS_MAX_AGE", raw)
+        if (raw := get("APICLUB_RATE_LIMIT")) is not None:
+            values["rate_limit"] = parse_rate_limit(raw)
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -203,6 +262,24 @@ def parse_bool(key: str, raw: str) -> bool:
     if value in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{key}={raw!r} is not a yes/no value (1, true, yes, on / 0, false, no, off)")
+
+
+def parse_rate_limit(raw: str) -> RateLimit | None:
+    """Parse `REQUESTS/UNIT` (`100/minute`, `10/second`); `off` means no limit."""
+    text = raw.strip().lower()
+    if text == "off":
+        return None
+    match = re.fullmatch(r"(\d{1,9})\s*/\s*([a-z]+?)s?", text)
+    if match is None or match.group(2) not in RATE_UNITS or int(match.group(1)) < 1:
+        raise _rate_error(raw)
+    return RateLimit(int(match.group(1)), match.group(2))
+
+
+def _rate_error(raw: str) -> ConfigError:
+    return ConfigError(
+        f"APICLUB_RATE_LIMIT={raw!r} is not a rate: give REQUESTS/UNIT with REQUESTS at least 1 "
+        f"and UNIT one of {', '.join(RATE_UNITS)} (e.g. 100/minute), or off for no limit"
+    )
 
 
 def parse_networks(raw: str) -> tuple[ProxyNetwork, ...]:
@@ -285,6 +362,15 @@ def _parse_bool(key: str, raw: str) -> bool:
     raise ConfigError(
         f"{key}={raw!r} is not a yes/no value (1, true, yes, on or 0, false, no, off)"
     )
+
+
+def _parse_hsts_mode(raw: str) -> HstsMode:
+    try:
+        return HstsMode(raw.lower())
+    except ValueError:
+        raise ConfigError(
+            f"APICLUB_HSTS={raw!r} is not one of auto (public ACME names), on (every name), off"
+        ) from None
 
 
 def _parse_tls_mode(raw: str) -> TlsMode:

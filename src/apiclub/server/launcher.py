@@ -21,12 +21,13 @@ from apiclub.api import create_app
 from apiclub.server.asgi import ASGIApp
 from apiclub.server.config import create_listener_config
 from apiclub.server.hosts import HostCheckMiddleware
+from apiclub.server.hsts import HstsMiddleware, hsts_hosts
 from apiclub.server.hypercorn_fixes import tolerate_tls_close_errors
 from apiclub.server.lifespan import LifespanWatch
 from apiclub.server.proxy import ProxyHeadersMiddleware
 from apiclub.server.redirect import ChallengeMiddleware, RedirectApp
 from apiclub.server.sockets import bind_socket
-from apiclub.settings import Settings, TlsMode
+from apiclub.settings import HstsMode, Settings, TlsMode
 from apiclub.tls import CertManager
 
 logger = logging.getLogger("apiclub.server")
@@ -143,9 +144,15 @@ class Server:
         context: ssl.SSLContext | None = None
         if self.cert_manager is not None and self.tls_enabled:
             context = self.cert_manager.server_context()
+            checked = self._with_hsts(checked, self.cert_manager)
         elif self.cert_manager is not None:
             # Behind a proxy: its port 80 forwards ACME challenges to this plain listener.
             checked = ChallengeMiddleware(checked, self.cert_manager.challenges)
+        if not self.tls_enabled and self.settings.hsts is HstsMode.ON:
+            logger.warning(
+                "APICLUB_HSTS=on is ignored with APICLUB_TLS=off: the proxy in front talks HTTPS "
+                "to browsers, so it sends Strict-Transport-Security (nginx: add_header)"
+            )
         self._watch = LifespanWatch(ProxyHeadersMiddleware(checked, self.settings.trusted_proxies))
         tasks = [asyncio.create_task(self._serve_api(context, stop), name="api")]
         try:
@@ -161,6 +168,17 @@ class Server:
         for task in tasks:
             if not task.cancelled() and (exc := task.exception()) is not None:
                 raise exc
+
+    def _with_hsts(self, app: ASGIApp, cert_manager: CertManager) -> ASGIApp:
+        hosts = hsts_hosts(self.settings, cert_manager.acme_names)
+        if not hosts:
+            return app
+        logger.info(
+            "Strict-Transport-Security (max-age=%d s) on HTTPS answers for %s",
+            self.settings.hsts_max_age,
+            ", ".join(sorted(hosts)),
+        )
+        return HstsMiddleware(app, hosts, self.settings.hsts_max_age)
 
     async def _serve_api(self, context: ssl.SSLContext | None, stop: asyncio.Event) -> None:
         assert self._api_socket is not None and self._watch is not None  # noqa: S101
