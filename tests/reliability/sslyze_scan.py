@@ -70,7 +70,7 @@ def _installed_version(python: Path) -> str | None:
     if not python.exists():
         return None
     probe = subprocess.run(
-        [str(python), "-c", "import sslyze; print(sslyze.__version__)"],
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('sslyze'))"],
         capture_output=True,
         text=True,
     )
