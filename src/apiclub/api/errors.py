@@ -1,8 +1,9 @@
 """Exception handlers: every error answers JSON `{"status_code", "detail", "extra"}`.
 
 - `HTTPException` (validation, 404, 405, 413 ...): its status and detail; 5xx details hidden.
-- SQLite busy beyond the timeout, read-only, full or unreachable: 503 with `Retry-After`,
-  since waiting or an operator can fix it (RFC 9110 15.6.4).
+- SQLite busy beyond the timeout, read-only, full or unreachable, or the database file
+  deleted or replaced under the server: 503 with `Retry-After`, since waiting or an operator
+  can fix it (RFC 9110 15.6.4); never an answer from the wrong file.
 - Anything else: 500 `Internal Server Error`, logged with its traceback, never sent.
 """
 
@@ -20,6 +21,8 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ExceptionHandlersMap
+
+from apiclub.db import DatabaseFileError
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +61,11 @@ def create_exception_handlers(max_body_size: int) -> ExceptionHandlersMap:
         if reason is None:
             return handle_internal(request, exc)
         logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
-        return _json_error(
-            HTTP_503_SERVICE_UNAVAILABLE,
-            f"Service Unavailable: {reason}, retry later",
-            None,
-            {"Retry-After": str(RETRY_AFTER)},
-        )
+        return _unavailable(f"{reason}, retry later")
+
+    def handle_file_gone(request: Request[Any, Any, Any], exc: DatabaseFileError) -> Response[Any]:
+        # DatabaseGuard logged the cause and the fix once; this answer repeats it per request.
+        return _unavailable(DatabaseFileError.detail)
 
     def handle_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
@@ -72,8 +74,18 @@ def create_exception_handlers(max_body_size: int) -> ExceptionHandlersMap:
     return {
         HTTPException: handle_http,
         sqlite3.Error: handle_sqlite,
+        DatabaseFileError: handle_file_gone,
         Exception: handle_internal,
     }
+
+
+def _unavailable(reason: str) -> Response[Any]:
+    return _json_error(
+        HTTP_503_SERVICE_UNAVAILABLE,
+        f"Service Unavailable: {reason}",
+        None,
+        {"Retry-After": str(RETRY_AFTER)},
+    )
 
 
 def _json_error(

@@ -6,6 +6,7 @@ gets a busy timeout: concurrent writers wait for the lock instead of failing wit
 "database is locked". Every connection also sets `synchronous=FULL` (SQLite's usual default,
 but builds may lower it): in WAL mode FULL keeps acknowledged commits across a process crash
 *and* a power loss, where NORMAL survives only the former; it costs one fsync per commit.
+Connections open only the file opened at start, through a `DatabaseGuard` (see `guard`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import weakref
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from piccolo.apps.migrations.tables import Migration
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 
 from apiclub.db import piccolo_conf
+from apiclub.db.guard import DatabaseGuard
 from apiclub.db.tables import Task
 from apiclub.errors import StorageError
 
@@ -38,8 +41,27 @@ class _DurableConnection(sqlite3.Connection):
         self.execute("PRAGMA synchronous=FULL")
 
 
+def _guarded_factory(guard: DatabaseGuard) -> type[sqlite3.Connection]:
+    """A connection class that opens `guard`'s file only, and only while it is still there."""
+
+    class GuardedConnection(_DurableConnection):
+        def __init__(self, database: object, *args: Any, **kwargs: Any) -> None:
+            guard.check()
+            super().__init__(guard.uri, *args, **{**kwargs, "uri": True})
+            try:
+                guard.check()  # the file may have gone between the check and the open
+            except BaseException:
+                self.close()
+                raise
+
+    return GuardedConnection
+
+
 def create_engine(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SQLiteEngine:
     """Prepare the SQLite file at `path` (WAL, writable) and return a Piccolo engine for it.
+
+    The engine holds one connection open for its life (closed when it is garbage collected
+    or at exit), and refuses to open a file other than the one prepared here.
 
     Raises:
         StorageError: the directory or file cannot be created, opened or written.
@@ -53,13 +75,25 @@ def create_engine(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SQLiteEn
         ) from None
     try:
         _prepare_file(path, busy_timeout)
+        guard = DatabaseGuard(path)
     except sqlite3.Error as exc:
         raise StorageError(
             f"cannot use the database file {path}: {exc}; check that it is a SQLite file on a "
             "writable file system with free space, or set DB_FILE_PATH elsewhere"
         ) from None
     # aiosqlite hands these keyword arguments to sqlite3.connect for each new connection.
-    return SQLiteEngine(path=str(path), timeout=busy_timeout, factory=_DurableConnection)
+    return _GuardedEngine(guard, timeout=busy_timeout, factory=_guarded_factory(guard))
+
+
+class _GuardedEngine(SQLiteEngine):
+    """Piccolo's engine, holding the `DatabaseGuard` whose keeper connection lives with it."""
+
+    __slots__ = ("__weakref__", "guard")
+
+    def __init__(self, guard: DatabaseGuard, **connection_kwargs: Any) -> None:
+        super().__init__(path=str(guard.path), **connection_kwargs)
+        self.guard = guard
+        weakref.finalize(self, guard.close)  # when the engine goes, or at exit
 
 
 def _prepare_file(path: Path, busy_timeout: float) -> None:
