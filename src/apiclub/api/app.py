@@ -10,6 +10,7 @@ from litestar.openapi import OpenAPIConfig
 
 from apiclub import __version__
 from apiclub.api.errors import create_exception_handlers
+from apiclub.api.ratelimit import create_rate_limit, create_rate_limit_handlers
 from apiclub.api.requests import ApiRequest
 from apiclub.api.security import add_security_headers
 from apiclub.api.status import check_database, read_status
@@ -26,6 +27,11 @@ def create_app(settings: Settings) -> Litestar:
     Start-up fails (and so the server refuses to start) with `StorageError` when the database
     file is unusable and with `MigrationError` when a migration fails.
     """
+    exception_handlers = create_exception_handlers(settings.max_body_size)
+    middleware = []
+    if settings.rate_limit is not None:
+        middleware.append(create_rate_limit(settings.rate_limit).middleware)
+        exception_handlers.update(create_rate_limit_handlers(settings.rate_limit))
 
     async def open_database() -> None:
         path = settings.database_path
@@ -37,7 +43,8 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[read_status, check_database, TaskController],
         on_startup=[open_database],
-        exception_handlers=create_exception_handlers(settings.max_body_size),
+        exception_handlers=exception_handlers,
+        middleware=middleware,
         request_class=ApiRequest,
         request_max_body_size=settings.max_body_size,
         openapi_config=OpenAPIConfig(title="apiclub", version=__version__),
