@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+
 import pytest
 
-from apiclub.tls.managed import Backoff
+from apiclub.tls import FileStorage, LocalCA
+from apiclub.tls.acme_client import AcmeError
+from apiclub.tls.certified import CertifiedKey
+from apiclub.tls.certstore import CertStore
+from apiclub.tls.issuers import LocalIssuer
+from apiclub.tls.managed import Backoff, ManagedCert
+
+RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited"
 
 
 def test_backoff_doubles_from_the_initial_delay_up_to_the_cap() -> None:
@@ -34,3 +45,51 @@ def test_remaining_counts_down(initial: float) -> None:
     backoff = Backoff(initial=initial, maximum=10)
     backoff.fail()
     assert 0 < backoff.remaining() <= initial
+
+
+class RefusingIssuer:
+    """An ACME server that rate-limits every order (the real one is in tests/pebble/)."""
+
+    id = "refusing"
+
+    def __init__(self, retry_after: float | None) -> None:
+        self.retry_after = retry_after
+
+    def issue(self, names: Sequence[str], cancel: threading.Event | None = None) -> CertifiedKey:
+        raise AcmeError("ordering", RATE_LIMITED, "too many orders", self.retry_after)
+
+
+def refused_once(storage: FileStorage, local_ca: LocalCA, retry_after: float | None) -> ManagedCert:
+    managed = ManagedCert(
+        "api.example.com",
+        RefusingIssuer(retry_after),
+        CertStore(storage, "refusing"),
+        LocalIssuer(local_ca, timedelta(days=1)),
+        Backoff(initial=60, maximum=86400),
+    )
+    managed.load()
+    assert managed.maintain_once() is False
+    assert managed.is_standin
+    return managed
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "logged"),
+    [
+        (3600, "retrying in 1:00:00 as the server asked (Retry-After); serving a local-CA"),
+        (10**9, "retrying in 1 day, 0:00:00 as the server asked (Retry-After); serving"),
+        (30, "retrying in 0:01:00; serving a local-CA"),  # our own backoff is longer
+        (None, "retrying in 0:01:00; serving a local-CA"),
+    ],
+)
+def test_the_log_credits_retry_after_only_when_it_set_the_delay(
+    storage: FileStorage,
+    local_ca: LocalCA,
+    caplog: pytest.LogCaptureFixture,
+    retry_after: float | None,
+    logged: str,
+) -> None:
+    managed = refused_once(storage, local_ca, retry_after)
+    failure = next(r.getMessage() for r in caplog.records if "failed" in r.message)
+    assert f"(attempt 1): {RATE_LIMITED}: too many orders; {logged}" in failure
+    assert not managed.backoff.ready()
