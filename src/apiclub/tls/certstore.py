@@ -62,7 +62,12 @@ class CertStore:
         try:
             return CertifiedKey.from_pem(chain, key)
         except (ValueError, TypeError) as exc:
-            logger.warning("ignoring the stored certificate of %s: %s", name, exc)
+            logger.warning(
+                "ignoring the stored certificate of %s in %s (%s); a new one will be ordered",
+                name,
+                self.storage.path(self.chain_key(name)).parent,
+                exc,
+            )
             return None
 
     def save(self, name: str, certified: CertifiedKey) -> None:

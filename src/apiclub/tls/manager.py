@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from apiclub.errors import CertificateError, ConfigError, StorageError
+from apiclub.errors import ApiclubError, CertificateError, ConfigError, StorageError
 from apiclub.settings import Settings, TlsMode
 from apiclub.tls.acme_client import POLL_INTERVAL
 from apiclub.tls.certified import MINUTES, SECONDS, CertifiedKey
@@ -29,6 +29,7 @@ from apiclub.tls.challenges import ChallengeStore
 from apiclub.tls.context import CertMap
 from apiclub.tls.files import load_cert_files
 from apiclub.tls.issuers import AcmeIssuer, Http01Listener, LocalIssuer
+from apiclub.tls.live import write_live
 from apiclub.tls.local_ca import LEAF_LIFETIME, LocalCA
 from apiclub.tls.managed import RETRY_INITIAL, RETRY_MAX, STANDIN_LIFETIME, Backoff, ManagedCert
 from apiclub.tls.names import is_local_name
@@ -43,7 +44,6 @@ STORE_CHECK_INTERVAL = 30 * SECONDS
 LOCAL_CHAIN_KEY = "certs/local/fullchain.pem"
 LOCAL_KEY_KEY = "certs/local/privkey.pem"
 LOCAL_LOCK = "certs-local"
-LIVE_DIR = "certs/live"
 
 
 class CertManager:
@@ -260,8 +260,25 @@ class CertManager:
         while not await _stopped(stop, interval):
             try:
                 await asyncio.to_thread(self.renew)
+                await asyncio.to_thread(self._repair_live)
+            except ApiclubError as exc:  # names the file and the fix: no traceback needed
+                self._log_renewal_failure(exc)
             except Exception:
                 logger.exception("certificate renewal failed; retrying in %s", self.check_interval)
+
+    def _log_renewal_failure(self, exc: ApiclubError) -> None:
+        current = self._local
+        serving = "nothing"
+        if current is not None:
+            serial, until = current.leaf.serial_number, current.not_after
+            serving = f"serial {serial:x}, valid until {until:%Y-%m-%d %H:%M} UTC"
+        logger.error(
+            "certificate renewal failed: %s; still serving the certificate in memory (%s); "
+            "retrying in %s",
+            exc,
+            serving,
+            self.check_interval,
+        )
 
     async def _maintain_acme(
         self, managed: ManagedCert, stop: asyncio.Event, cancel: threading.Event
@@ -272,6 +289,7 @@ class CertManager:
                 if await asyncio.to_thread(managed.maintain_once, cancel):
                     self._publish()
                     self._log_serving(managed)
+                await asyncio.to_thread(self._repair_live)
             except Exception:  # maintain_once logs its own failures; this is a last resort
                 logger.exception("%s: certificate maintenance failed", managed.name)
             wait = interval
@@ -345,24 +363,21 @@ class CertManager:
                 self._map.replace(default, others)
             self._write_live()
 
-    def _write_live(self) -> None:
-        """Keep `certs/live/<name>/` holding what is served for each name, stand-ins included.
-
-        A proxy in front (the nginx profile) reads these stable paths, whatever the issuer;
-        the key is written before the chain, each atomically, and unchanged files are left
-        alone so the proxy's reload check sees no change.
-        """
+    def _write_live(self) -> list[Path]:
+        """Keep `certs/live/<name>/` holding what is served for each name, stand-ins included."""
         assert self._map is not None  # noqa: S101
-        for name in self.settings.domains:
-            served = self.certificate_for(name)
-            for key, data, private in (
-                (f"{LIVE_DIR}/{name}/privkey.pem", served.key_pem, True),
-                (f"{LIVE_DIR}/{name}/fullchain.pem", served.chain_pem, False),
-            ):
-                with contextlib.suppress(KeyError):
-                    if self.storage.read(key) == data:
-                        continue
-                self.storage.write(key, data, private=private)
+        served = {name: self.certificate_for(name) for name in self.settings.domains}
+        return write_live(self.storage, served)
+
+    def _repair_live(self) -> None:
+        """Put back live files changed or removed behind our back (see `tls.live`)."""
+        with self._publishing:
+            for path in self._write_live():
+                logger.warning(
+                    "%s did not hold the certificate served for its name (overwritten or "
+                    "deleted); rewrote it from the one in memory",
+                    path,
+                )
 
     def _cert_map(self) -> CertMap:
         if self._map is None:
@@ -401,12 +416,17 @@ class CertManager:
         except KeyError:
             return None
         except StorageError as exc:
-            logger.warning("ignoring the stored certificate: %s", exc)
+            logger.warning("ignoring the stored certificate: %s; issuing a new one", exc)
             return None
         try:
             return CertifiedKey.from_pem(chain, key)
         except (ValueError, TypeError) as exc:
-            logger.warning("ignoring the stored certificate (%s); issuing a new one", exc)
+            logger.warning(
+                "ignoring the stored certificate %s or its key %s (%s); issuing a new one",
+                self.storage.path(LOCAL_CHAIN_KEY),
+                self.storage.path(LOCAL_KEY_KEY),
+                exc,
+            )
             return None
 
     def _load_files(self) -> CertifiedKey:
