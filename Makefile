@@ -19,7 +19,7 @@ PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 comma := ,
 
 .PHONY: help install dev prod migrate lint fmt typecheck test clean \
-	image image-api image-nginx up up-nginx down test-containers
+	image image-api image-nginx up up-nginx down test-containers bench
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -76,6 +76,10 @@ down: ## Stop whichever mode runs (the data volume stays)
 
 test-containers: install ## Build the images, run both compose modes with podman (slow; root)
 	APICLUB_TEST_CONTAINERS=1 $(BIN)/pytest -m slow tests/deploy
+
+bench: install ## Benchmark against the tutorial's stack (needs nginx, wrk, h2load); BENCH_ARGS=--quick
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment and caches (keeps ./data)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
