@@ -9,6 +9,7 @@ import sqlite3
 import ssl
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,3 +198,28 @@ def test_privileged_port_without_the_capability_says_how_to_fix_it(tmp_path: Pat
         "root or CAP_NET_BIND_SERVICE (run with sudo, use deploy/systemd/apiclub.service, or "
         "choose a port above 1023 with --https-port/APICLUB_HTTPS_PORT)"
     )
+
+
+def status_and_hsts(url: str, cafile: Path) -> tuple[int, str | None]:
+    context = ssl.create_default_context(cafile=str(cafile))
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=10) as response:  # noqa: S310
+            return response.status, response.headers["strict-transport-security"]
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.headers["strict-transport-security"]
+
+
+def test_serve_flags_turn_on_hsts_and_the_rate_limit(tmp_path: Path) -> None:
+    flags = ("--hsts", "on", "--hsts-max-age", "600", "--rate-limit", "2/minute")
+    with served(tmp_path, *flags) as api:
+        answers = [status_and_hsts(f"{api.url}/task/", api.root) for _ in range(3)]
+    assert answers == [(200, "max-age=600"), (200, "max-age=600"), (429, "max-age=600")]
+
+
+def test_serve_without_those_flags_sends_no_hsts_for_localhost_and_never_429(
+    served_process: Served,
+) -> None:
+    answers = {
+        status_and_hsts(f"{served_process.url}/task/", served_process.root) for _ in range(5)
+    }
+    assert answers == {(200, None)}
