@@ -5,8 +5,9 @@ pebble builds its directory and Location URLs from the request's Host (`relative
 its wfe.go) and checks each JWS `url` against it, so every URL the client sees leads back
 through the proxy. One chosen request (the first newOrder, or the first finalize) is not
 forwarded: it gets HTTP 429 with an RFC 8555 problem document (type `rateLimited`, 6.7), a
-fresh nonce from pebble (6.5) and, if asked, `Retry-After` (6.6) in seconds or as an HTTP-date.
-Every request is recorded with its arrival time, so a test can see when the client came back.
+fresh nonce from pebble (6.5) and, if asked, `Retry-After` (6.6) in seconds or as an HTTP-date;
+or, as a load balancer in front of a CA might, any status with a bare text body. Every request
+is recorded with its arrival time, so a test can see when the client came back.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -35,7 +37,7 @@ UPSTREAM_TIMEOUT = 30
 
 @dataclass(frozen=True)
 class Fault:
-    """Answer the first request to `target` ("newOrder" or "finalize") with 429."""
+    """Answer the first request to `target` ("newOrder" or "finalize") with `status`."""
 
     target: str
     retry_after: int | None
@@ -43,6 +45,10 @@ class Fault:
     http_date: bool = False
     """Send Retry-After as an HTTP-date (RFC 9110 5.6.7) instead of delay-seconds."""
     detail: str = "too many new orders from this account recently (the test proxy's limit)"
+    status: int = 429
+    problem: bool = True
+    """Send a rateLimited problem document; False: a bare text answer, as a load balancer in
+    front of the CA might send."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,11 @@ class Exchange:
     method: str
     path: str
     status: int
+    injected: bool = False
+    """This answer is the fault, not pebble's."""
     retry_at: float | None = None
-    """For the injected 429 with Retry-After: `time.time()` before which the client was asked
-    not to come back."""
+    """For the fault with Retry-After: `time.time()` before which the client was asked not to
+    come back."""
 
 
 class RateLimitProxy:
@@ -84,11 +92,11 @@ class RateLimitProxy:
 
     @property
     def faulted(self) -> Exchange:
-        """The exchange answered with the injected 429."""
-        return next(e for e in self.exchanges if e.status == 429)
+        """The exchange answered with the fault."""
+        return next(e for e in self.exchanges if e.injected)
 
     def after_fault(self) -> list[Exchange]:
-        """The requests that arrived after the injected 429 was sent."""
+        """The requests that arrived after the fault was answered."""
         faulted = self.faulted
         return [e for e in self.exchanges if e.arrived > faulted.arrived]
 
@@ -112,7 +120,7 @@ class RateLimitProxy:
         body = handler.rfile.read(length) if length else b""
         path = handler.path
         if self._take_fault(handler.command, path):
-            self._answer_rate_limited(handler, arrived)
+            self._answer_fault(handler, arrived)
             return
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in NOT_FORWARDED}
         status, response_headers, data = self.forward(handler.command, path, headers, body)
@@ -148,24 +156,25 @@ class RateLimitProxy:
                 with self._lock:
                     self._finalize_paths.add(urlsplit(finalize).path)
 
-    def _answer_rate_limited(self, handler: BaseHTTPRequestHandler, arrived: float) -> None:
-        host = handler.headers.get("Host", "")
-        _, nonce_headers, _ = self.forward("HEAD", self._new_nonce_path, {"Host": host}, b"")
-        nonce = next(v for k, v in nonce_headers if k.lower() == "replay-nonce")
-        problem = {
-            "type": RATE_LIMITED,
-            "detail": self.fault.detail,
-            "status": 429,
-        }
-        data = json.dumps(problem).encode()
-        handler.send_response(429)
-        handler.send_header("Content-Type", PROBLEM_JSON)
-        handler.send_header("Replay-Nonce", nonce)
+    def _answer_fault(self, handler: BaseHTTPRequestHandler, arrived: float) -> None:
+        fault = self.fault
+        handler.send_response(fault.status)
+        if fault.problem:
+            host = handler.headers.get("Host", "")
+            _, nonce_headers, _ = self.forward("HEAD", self._new_nonce_path, {"Host": host}, b"")
+            nonce = next(v for k, v in nonce_headers if k.lower() == "replay-nonce")
+            problem = {"type": RATE_LIMITED, "detail": fault.detail, "status": fault.status}
+            data = json.dumps(problem).encode()
+            handler.send_header("Content-Type", PROBLEM_JSON)
+            handler.send_header("Replay-Nonce", nonce)
+        else:
+            data = f"{fault.status} {HTTPStatus(fault.status).phrase}\n".encode()
+            handler.send_header("Content-Type", "text/plain")
         handler.send_header("Cache-Control", "no-store")
         retry_at = None
-        seconds = self.fault.retry_after
+        seconds = fault.retry_after
         if seconds is not None:
-            if self.fault.http_date:
+            if fault.http_date:
                 # Whole seconds only: round up, so the client never waits less than asked.
                 retry_at = float(math.ceil(time.time()) + seconds)
                 handler.send_header("Retry-After", formatdate(retry_at, usegmt=True))
@@ -176,7 +185,7 @@ class RateLimitProxy:
         handler.end_headers()
         handler.wfile.write(data)
         handler.wfile.flush()
-        self._record(Exchange(arrived, "POST", handler.path, 429, retry_at))
+        self._record(Exchange(arrived, "POST", handler.path, fault.status, True, retry_at))
 
     def _record(self, exchange: Exchange) -> None:
         with self._lock:

@@ -11,12 +11,15 @@ import logging
 import re
 import time
 from datetime import timedelta
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
+from apiclub.tls.acme_client import HTTP_PROBLEM
 from apiclub.tls.managed import RETRY_MAX, Backoff
+from tests.processes import run_apiclub
 
 from .conftest import FAST, NAME, acme_settings, local_client, pebble_client, serving_acme
 from .https import connect, wait_for_trusted
@@ -29,9 +32,17 @@ RETRY_AFTER = 2  # seconds: long beside FAST's 0.2 s backoff, short enough for a
 ASKED = "as the server asked (Retry-After)"
 
 
+def reason(fault: Fault) -> str:
+    """How the log and the CLI name the server's refusal."""
+    if fault.problem:
+        return f"{RATE_LIMITED}: {fault.detail}"
+    status = HTTPStatus(fault.status)
+    return f"{HTTP_PROBLEM}: HTTP {status.value} {status.phrase} without a problem document"
+
+
 async def wait_for_fault(proxy: RateLimitProxy) -> None:
     deadline = time.monotonic() + 30
-    while not any(e.status == 429 for e in proxy.exchanges):
+    while not any(e.injected for e in proxy.exchanges):
         assert time.monotonic() < deadline, f"the fault never fired: {proxy.exchanges}"
         await asyncio.sleep(0.05)
 
@@ -55,7 +66,7 @@ async def issue_through(
             leaf = await wait_for_trusted(server.api_port, pebble_client(pebble), NAME)
     issuer = leaf.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
     assert str(issuer).startswith("Pebble Intermediate CA")
-    assert [e.status for e in proxy.exchanges].count(429) == 1
+    assert [e.injected for e in proxy.exchanges].count(True) == 1
     failures = [
         r.getMessage() for r in caplog.records if "obtaining a certificate failed" in r.message
     ]
@@ -67,8 +78,9 @@ async def issue_through(
     [
         Fault("newOrder", retry_after=RETRY_AFTER),
         Fault("finalize", retry_after=RETRY_AFTER, http_date=True),
+        Fault("newOrder", retry_after=RETRY_AFTER, status=503, problem=False),
     ],
-    ids=["newOrder, delay-seconds", "finalize, HTTP-date"],
+    ids=["newOrder, delay-seconds", "finalize, HTTP-date", "bare 503 from a load balancer"],
 )
 async def test_a_rate_limited_order_is_retried_no_sooner_than_the_server_asked(
     tmp_path: Path, pebble: Pebble, caplog: pytest.LogCaptureFixture, fault: Fault
@@ -81,7 +93,7 @@ async def test_a_rate_limited_order_is_retried_no_sooner_than_the_server_asked(
     assert after[0].arrived >= faulted.retry_at, (faulted, after[0])
     assert any(e.method == "POST" and e.status == 201 for e in after)  # a new order, issued
     assert len(failures) == 1, failures
-    assert f"(attempt 1): {RATE_LIMITED}: {fault.detail};" in failures[0]
+    assert f"(attempt 1): {reason(fault)};" in failures[0]
     assert re.search(rf"retrying in 0:00:0[23](\.\d+)? {re.escape(ASKED)}", failures[0])
     assert "serving a local-CA stand-in meanwhile" in failures[0]
 
@@ -101,6 +113,27 @@ async def test_without_a_longer_retry_after_our_own_backoff_decides(
     assert after, "no attempt after the 429"
     assert after[0].arrived - faulted.arrived >= first_delay, (faulted, after[0])
     assert len(failures) == 1, failures
-    logged = f"{RATE_LIMITED}: {fault.detail}; retrying in {timedelta(seconds=first_delay)};"
+    logged = f"{reason(fault)}; retrying in {timedelta(seconds=first_delay)};"
     assert logged in failures[0]
     assert ASKED not in failures[0]
+
+
+@pytest.mark.parametrize("retry_after", [RETRY_AFTER, None])
+def test_the_cli_names_the_limit_and_the_wait_in_one_line(
+    tmp_path: Path, pebble: Pebble, retry_after: int | None
+) -> None:
+    fault = Fault("newOrder", retry_after=retry_after)
+    with ratelimit_proxy(pebble, fault) as proxy:
+        result = run_apiclub(
+            *("certs", "renew", "--domain", NAME, "--http-port", str(pebble.http_port)),
+            *("--acme-directory", proxy.directory, "--acme-ca-bundle", str(pebble.ca_bundle)),
+            "--acme-agree-tos",
+            data_dir=tmp_path / "data",
+        )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("apiclub: error:")]
+    assert len(errors) == 1, result.stderr
+    assert f"{NAME}: {reason(fault)}" in errors[0]
+    wait = "; the server asks to wait 0:00:02 first"
+    assert errors[0].endswith(wait) == (retry_after is not None), errors[0]
+    assert "Traceback" not in result.stderr

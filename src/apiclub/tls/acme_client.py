@@ -45,13 +45,17 @@ USER_AGENT = "apiclub (acme-python)"
 # Problem types that are not ACME's own (RFC 8555 6.7 lists those under this prefix).
 CONNECTION_PROBLEM = "apiclub:connection"
 CLIENT_PROBLEM = "apiclub:client"
+HTTP_PROBLEM = "apiclub:http"
 
 
 class AcmeError(CertificateError):
     """The ACME server refused or could not be reached; says why and when to try again."""
 
     def __init__(self, what: str, problem_type: str, detail: str, retry_after: float | None):
-        super().__init__(f"{what}: {problem_type}: {detail}")
+        wait = ""
+        if retry_after:  # the operator running `apiclub certs ...` should know too
+            wait = f"; the server asks to wait {timedelta(seconds=round(retry_after))} first"
+        super().__init__(f"{what}: {problem_type}: {detail}{wait}")
         self.problem_type = problem_type
         self.detail = detail
         self.retry_after = retry_after
@@ -59,14 +63,22 @@ class AcmeError(CertificateError):
 
 
 class _Network(client.ClientNetwork):
-    """`ClientNetwork` that remembers the last `Retry-After`, which the `acme` errors drop."""
+    """`ClientNetwork` that remembers the last answer's status and `Retry-After`, which the
+    `acme` errors drop."""
 
     retry_after: str | None = None
+    status: str | None = None
+    """"503 Service Unavailable": the last answer's status line, or None before any."""
 
     def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         response = super()._send_request(method, url, *args, **kwargs)
         self.retry_after = response.headers.get("Retry-After")
+        self.status = f"{response.status_code} {response.reason}".strip()
         return response
+
+    def forget(self) -> None:
+        """Start a new call: what earlier answers said no longer applies."""
+        self.retry_after = self.status = None
 
 
 def directory_id(url: str) -> str:
@@ -279,7 +291,7 @@ def _http01(authz: messages.AuthorizationResource, name: str) -> messages.Challe
 
 def _call(net: _Network, what: str, action: Any) -> Any:
     """Run one `acme` call, turning its many exception types into one `AcmeError`."""
-    net.retry_after = None
+    net.forget()
     try:
         return action()
     except errors.ConflictError:
@@ -288,6 +300,14 @@ def _call(net: _Network, what: str, action: Any) -> Any:
         raise AcmeError(
             what, str(exc.typ), str(exc.detail), retry_after_seconds(net.retry_after, time.time())
         ) from exc
+    except errors.ClientError as exc:
+        if net.status is None or net.status[0] not in "45":
+            raise AcmeError(what, CLIENT_PROBLEM, str(exc), None) from exc
+        # An error without a problem document (RFC 8555 6.7), e.g. from a load balancer in
+        # front of the CA: its status and Retry-After still say what happened and when to retry.
+        detail = f"HTTP {net.status} without a problem document"
+        wait = retry_after_seconds(net.retry_after, time.time())
+        raise AcmeError(what, HTTP_PROBLEM, detail, wait) from exc
     except errors.ValidationError as exc:
         problem = next(
             (c.error for a in exc.failed_authzrs for c in a.body.challenges if c.error), None
