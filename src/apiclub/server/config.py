@@ -13,6 +13,7 @@ import ssl
 
 from hypercorn.config import Config, Sockets
 
+from apiclub.server.h2_limits import limit_h2_streams
 from apiclub.server.sockets import BACKLOG
 from apiclub.settings import Settings
 
@@ -35,6 +36,14 @@ STARTUP_TIMEOUT = 600 * SECONDS
 """Migrations on a large database may take minutes; Hypercorn's 60 s would abort them."""
 MAX_REQUEST_HEAD = 16 * KIB
 H2_MAX_STREAMS = 100
+MAX_REQUESTS_PER_CONNECTION = 1000
+"""Requests (h1) or streams (h2) per connection before it is closed (h2: GOAWAY).
+
+Hypercorn's mitigation of HTTP/2 rapid reset (CVE-2023-44487, pgjones/hypercorn#146): reset
+streams bypass the concurrent-streams limit, so a connection may open only this many in all,
+then must pay a new TLS handshake. Hypercorn's default, and nginx's `keepalive_requests`;
+set here so that a change of default upstream cannot silently lift it.
+"""
 
 
 class ListenerConfig(Config):
@@ -76,4 +85,7 @@ def create_listener_config(
     config.startup_timeout = STARTUP_TIMEOUT
     config.h11_max_incomplete_size = MAX_REQUEST_HEAD
     config.h2_max_concurrent_streams = H2_MAX_STREAMS
+    config.keep_alive_max_requests = MAX_REQUESTS_PER_CONNECTION
+    # Hypercorn enforces that limit only between reads; make it exact (h2_limits.py).
+    limit_h2_streams()
     return config
