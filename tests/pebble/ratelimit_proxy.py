@@ -30,8 +30,12 @@ from .pebble import Pebble
 
 RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited"
 PROBLEM_JSON = "application/problem+json"
-# Hop-by-hop headers (RFC 9110 7.6.1) and the length, which the proxy sets itself.
-NOT_FORWARDED = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+# Hop-by-hop headers (RFC 9110 7.6.1), and those the proxy writes itself (http.server adds
+# Date and Server to every answer).
+NOT_FORWARDED = {
+    *("connection", "keep-alive", "transfer-encoding"),
+    *("content-length", "date", "server"),
+}
 UPSTREAM_TIMEOUT = 30
 
 

@@ -1,6 +1,6 @@
 """Retry-After from a real ACME server: pebble behind a proxy that rate-limits one request.
 
-The restraint is read from the proxy's own record of arrival times: after a 429 with
+The restraint is read from the proxy's own record of arrival times: after a refusal with
 `Retry-After`, nothing may reach the ACME server before the time it named.
 """
 
