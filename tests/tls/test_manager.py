@@ -12,7 +12,7 @@ from cryptography import x509
 from apiclub.errors import CertificateError, ConfigError, StorageError
 from apiclub.settings import Settings, TlsMode
 from apiclub.tls import CertManager, root_cert_path
-from apiclub.tls.manager import LOCAL_CHAIN_KEY, LOCAL_KEY_KEY
+from apiclub.tls.local_source import LOCAL_CHAIN_KEY, LOCAL_KEY_KEY
 
 from .tlsclient import client_context, echo_ok, handshake, open_tls, serve_tls
 

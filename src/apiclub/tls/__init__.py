@@ -22,6 +22,21 @@ Cheat sheet (the whole public surface)::
     leaf = ca.issue_cert(["localhost", "127.0.0.1"])   # CertifiedKey: chain_pem, key_pem, leaf
     client = ssl.create_default_context(cafile=ca.root_cert_path)
 
+Modules, one concept each (certmagic's split)::
+
+    manager        CertManager: which source serves which name; the facade server and CLI call
+    cache          the certificates in service, published to the SNI map and certs/live/
+    maintenance    the background loop: renew, retry, adopt what another process stored
+    context        server contexts and the handshake-time choice by SNI (CertMap)
+    source         LeafSource: where the default certificate (local names, IPs) comes from
+    local_source   ... the local CA's leaf, kept under certs/local/
+    file_source    ... the operator's files, reloaded when they change (files: their checks)
+    managed        one ACME name's certificate: stand-in, first order, renewal, backoff
+    issuers        Issuer: the local CA (local_ca) or an ACME server (acme_client)
+    challenges     HTTP-01 tokens in flight; http01: a responder for the CLI
+    storage        Storage and FileStorage; certstore: obtained certificates; live: certs/live/
+    certified      CertifiedKey; names: which names only the local CA can certify; trust
+
 This package imports only the standard library, cryptography, the `acme` client (with josepy)
 and apiclub.settings/errors: nothing of Litestar or Hypercorn.
 """
