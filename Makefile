@@ -27,7 +27,7 @@ help: ## Show this help
 $(BIN)/apiclub: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	@touch $@
 
 install: $(BIN)/apiclub ## Create .venv and install the project with its dev tools
@@ -78,7 +78,6 @@ test-containers: install ## Build the images, run both compose modes with podman
 	APICLUB_TEST_CONTAINERS=1 $(BIN)/pytest -m slow tests/deploy
 
 bench: install ## Benchmark against the tutorial's stack (needs nginx, wrk, h2load); BENCH_ARGS=--quick
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment and caches (keeps ./data)
