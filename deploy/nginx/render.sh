@@ -13,7 +13,8 @@
 #   APICLUB_MAX_BODY_SIZE      largest request body in bytes, as the API's [1048576]
 #   NGINX_HTTPS_LISTEN         nginx `listen` for HTTPS: PORT or ADDRESS:PORT [443]
 #   NGINX_HTTP_LISTEN          nginx `listen` for HTTP [80]
-#   NGINX_UPSTREAM             the API's plain-HTTP address [api-behind-nginx:8080]
+#   NGINX_UPSTREAM             the API's plain-HTTP address, or several (replicas) separated by
+#                              commas: HOST:PORT[,HOST:PORT...] [api-behind-nginx:8080]
 #   NGINX_CERT_FILE            certificate chain; `{domain}` is replaced by each name
 #                              [/data/certs/live/{domain}/fullchain.pem]
 #   NGINX_KEY_FILE             its private key [/data/certs/live/{domain}/privkey.pem]
@@ -56,10 +57,23 @@ check APICLUB_PUBLIC_HTTPS_PORT "$APICLUB_PUBLIC_HTTPS_PORT" 0-9 "a port (1-6553
 check APICLUB_MAX_BODY_SIZE "$APICLUB_MAX_BODY_SIZE" 0-9 "a number of bytes"
 check NGINX_HTTPS_LISTEN "$NGINX_HTTPS_LISTEN" ']0-9a-zA-Z.:[' "an nginx listen address (443 or 127.0.0.1:8443)"
 check NGINX_HTTP_LISTEN "$NGINX_HTTP_LISTEN" ']0-9a-zA-Z.:[' "an nginx listen address (80 or 127.0.0.1:8080)"
-check NGINX_UPSTREAM "$NGINX_UPSTREAM" ']0-9a-zA-Z.:[_-' "a HOST:PORT (api-behind-nginx:8080)"
 check NGINX_CERT_FILE "$NGINX_CERT_FILE" '0-9a-zA-Z._/{}-' "a file path without spaces"
 check NGINX_KEY_FILE "$NGINX_KEY_FILE" '0-9a-zA-Z._/{}-' "a file path without spaces"
 check NGINX_USER "$NGINX_USER" '0-9a-z_-' "a user name"
+
+# One `server` line per replica in the upstream block; a name that resolves to several
+# addresses (a compose service with replicas) is several servers too (nginx resolves it at start).
+UPSTREAM_SERVERS=''
+old_ifs=$IFS
+IFS=,
+set -f
+for server in $NGINX_UPSTREAM; do
+    check NGINX_UPSTREAM "$server" ']0-9a-zA-Z.:[_-' "a HOST:PORT list (api-behind-nginx:8080 or 127.0.0.1:8081,127.0.0.1:8082)"
+    UPSTREAM_SERVERS="$UPSTREAM_SERVERS${UPSTREAM_SERVERS:+
+        }server $server;"
+done
+set +f
+IFS=$old_ifs
 
 # The API names port 443 nowhere in its redirects (it is https's default), so neither do we.
 if [ "$APICLUB_PUBLIC_HTTPS_PORT" = 443 ]; then
@@ -68,11 +82,11 @@ else
     HTTPS_PORT_SUFFIX=":$APICLUB_PUBLIC_HTTPS_PORT"
 fi
 
-export APICLUB_MAX_BODY_SIZE NGINX_HTTPS_LISTEN NGINX_HTTP_LISTEN NGINX_UPSTREAM NGINX_USER \
+export APICLUB_MAX_BODY_SIZE NGINX_HTTPS_LISTEN NGINX_HTTP_LISTEN UPSTREAM_SERVERS NGINX_USER \
     HTTPS_PORT_SUFFIX
 # Only these are substituted: nginx's own $host, $remote_addr, ... stay as they are.
 # shellcheck disable=SC2016
-variables='${APICLUB_MAX_BODY_SIZE} ${NGINX_HTTPS_LISTEN} ${NGINX_HTTP_LISTEN} ${NGINX_UPSTREAM}
+variables='${APICLUB_MAX_BODY_SIZE} ${NGINX_HTTPS_LISTEN} ${NGINX_HTTP_LISTEN} ${UPSTREAM_SERVERS}
 ${NGINX_USER} ${HTTPS_PORT_SUFFIX} ${DOMAIN} ${CERT_FILE} ${KEY_FILE}'
 
 mkdir -p "$out/sites"

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,15 +90,24 @@ class Nginx:
 
 
 def nginx_env(
-    data_dir: Path, upstream_port: int, *, https_port: int, http_port: int, prefix: Path
+    data_dir: Path,
+    upstream_port: int | Sequence[int],
+    *,
+    https_port: int,
+    http_port: int,
+    prefix: Path,
 ) -> dict[str, str]:
-    """The environment compose gives the nginx container, with loopback ports and paths."""
+    """The environment compose gives the nginx container, with loopback ports and paths.
+
+    Several upstream ports are several API replicas, in that order in the upstream block.
+    """
+    ports = [upstream_port] if isinstance(upstream_port, int) else list(upstream_port)
     return clean_env(
         APICLUB_DOMAINS=",".join(DOMAINS),
         NGINX_PREFIX=str(prefix),
         NGINX_HTTPS_LISTEN=f"127.0.0.1:{https_port}",
         NGINX_HTTP_LISTEN=f"127.0.0.1:{http_port}",
-        NGINX_UPSTREAM=f"127.0.0.1:{upstream_port}",
+        NGINX_UPSTREAM=",".join(f"127.0.0.1:{port}" for port in ports),
         NGINX_CERT_FILE=str(data_dir / "certs/local/fullchain.pem"),
         NGINX_KEY_FILE=str(data_dir / "certs/local/privkey.pem"),
         NGINX_CERT_WAIT="5",
@@ -107,7 +116,9 @@ def nginx_env(
 
 
 @contextlib.contextmanager
-def running_nginx(data_dir: Path, upstream_port: int, **overrides: str) -> Iterator[Nginx]:
+def running_nginx(
+    data_dir: Path, upstream_port: int | Sequence[int], **overrides: str
+) -> Iterator[Nginx]:
     """Start the shipped entrypoint on free loopback ports; stop it gracefully at the end.
 
     The prefix is a world-traversable temporary directory: started as root, nginx's workers
@@ -153,12 +164,19 @@ def stop_nginx(nginx: Nginx) -> None:
 
 
 def _wait_listening(nginx: Nginx) -> None:
+    """Wait for the master's pid file: nginx writes it once its sockets are bound.
+
+    Not a probe connection: until nginx binds, another process may hold the port for a moment
+    (free_ports released it), or a loopback connect may meet itself (TCP simultaneous open).
+    """
+    pid_file = nginx.prefix / "logs" / "nginx.pid"
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if nginx.process.poll() is not None:
             pytest.fail(f"nginx exited with {nginx.process.returncode}:\n{nginx.log()}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", nginx.https_port)) == 0:
+        # The entrypoint execs nginx, so the master keeps the entrypoint's pid.
+        with contextlib.suppress(FileNotFoundError):
+            if pid_file.read_text().strip() == str(nginx.process.pid):
                 return
         time.sleep(0.05)
     pytest.fail(f"nginx did not listen within {START_TIMEOUT} s:\n{nginx.log()}")

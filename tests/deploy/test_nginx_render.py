@@ -75,6 +75,28 @@ def test_per_domain_certificate_paths_and_a_public_port(tmp_path: Path) -> None:
     assert len(files["cert-files"].split()) == 4
 
 
+def test_several_replicas_are_one_upstream_server_each(tmp_path: Path) -> None:
+    files = rendered(
+        tmp_path, APICLUB_DOMAINS="apiclub.com", NGINX_UPSTREAM="api-1:8080,10.0.0.7:8080,[::1]:81"
+    )
+    upstream = re.search(r"upstream apiclub_api \{(.*?)\}", files["nginx.conf"], re.S)
+    assert upstream is not None
+    servers = re.findall(r"^\s*server (\S+);", upstream.group(1), re.M)
+    assert servers == ["api-1:8080", "10.0.0.7:8080", "[::1]:81"]
+    assert "keepalive 32;" in upstream.group(1)
+
+
+def test_failed_idempotent_requests_go_to_the_next_replica_and_writes_are_never_resent(
+    tmp_path: Path,
+) -> None:
+    proxy = rendered(tmp_path, APICLUB_DOMAINS="apiclub.com")["apiclub-proxy.conf"]
+    directives = [line for line in proxy.splitlines() if not line.lstrip().startswith("#")]
+    assert "proxy_next_upstream error timeout http_502 http_503;" in directives
+    assert "proxy_next_upstream_tries 3;" in directives
+    # Twin: `non_idempotent` would let nginx send a POST that reached one replica to another.
+    assert not any("non_idempotent" in line for line in directives)
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
@@ -82,7 +104,10 @@ def test_per_domain_certificate_paths_and_a_public_port(tmp_path: Path) -> None:
         ("APICLUB_DOMAINS", " , ", "APICLUB_DOMAINS is empty"),
         ("APICLUB_DOMAINS", "apiclub.com;evil", "is not a DNS name"),
         ("APICLUB_DOMAINS", "ex ample.com", "is not a DNS name"),
-        ("NGINX_UPSTREAM", "api:8080; return 200", "is not a HOST:PORT"),
+        ("NGINX_UPSTREAM", "api:8080; return 200", "is not a HOST:PORT list"),
+        ("NGINX_UPSTREAM", "api-1:8080,api-2:8080;}", "is not a HOST:PORT list"),
+        ("NGINX_UPSTREAM", "api-1:8080,,api-2:8080", "is not a HOST:PORT list"),
+        ("NGINX_UPSTREAM", ",", "is not a HOST:PORT list"),
         ("NGINX_HTTPS_LISTEN", "443 ssl; include /etc/passwd", "is not an nginx listen address"),
         ("NGINX_CERT_FILE", "/data/x y.pem", "is not a file path without spaces"),
         ("APICLUB_MAX_BODY_SIZE", "1m", "is not a number of bytes"),
@@ -122,6 +147,28 @@ def test_nginx_accepts_the_rendered_configuration(tmp_path: Path, certs: CertMan
     if os.geteuid() != 0:  # nginx ignores `user` unless started as root, and says so
         warnings = [line for line in warnings if '"user" directive makes sense only' not in line]
     assert warnings == []
+
+
+def test_nginx_accepts_several_replicas(tmp_path: Path, certs: CertManager) -> None:
+    need_nginx()
+    env = nginx_env(
+        certs.settings.data_dir,
+        [8081, 8082, 8083],
+        https_port=8443,
+        http_port=8080,
+        prefix=tmp_path / "p",
+    )
+    result = subprocess.run(
+        [str(NGINX_DIR / "entrypoint.sh"), "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    conf = (tmp_path / "p/conf/nginx.conf").read_text()
+    assert conf.count("server 127.0.0.1:808") == 3
 
 
 def test_nginx_refuses_to_start_without_the_certificate(tmp_path: Path, certs: CertManager) -> None:
