@@ -7,11 +7,19 @@ SIGTERM is the real signal. Figures are printed (`pytest -s` shows them), never 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import random
+import signal
+import sqlite3
 import ssl
 import sys
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 from apiclub.server.config import MAX_REQUESTS_PER_CONNECTION
 from tests.processes import Served, served
@@ -87,7 +95,8 @@ def test_rapid_reset_is_cut_off_and_others_are_served(tmp_path: Path) -> None:
     assert report.cut_off >= report.connections - 1
     assert started <= report.connections * (MAX_REQUESTS_PER_CONNECTION + 1)
     assert grown < RSS_GROWTH_LIMIT
-    assert " 500 " not in log and "Traceback" not in log
+    assert "Traceback" not in log, log[log.find("Traceback") - 300 :][:6000]
+    assert '" 500 ' not in log
 
 
 def test_polite_h2_connection_below_the_limit_is_not_cut_off(tmp_path: Path) -> None:
@@ -106,3 +115,105 @@ def test_polite_h2_connection_below_the_limit_is_not_cut_off(tmp_path: Path) -> 
     assert len(polite.responses) == MAX_REQUESTS_PER_CONNECTION - 1
     assert set(polite.responses.values()) == {200}
     assert not polite.goaway.is_set()
+
+
+KINDS = (("h1", "GET"), ("h1", "POST"), ("h2", "GET"), ("h2", "POST"))
+WORKERS_PER_KIND = 4
+SIGNAL_AFTER = 200
+"""Answered requests before SIGTERM; the burst goes on until every worker is refused."""
+BURST_LIMIT = 30.0
+"""Seconds the burst may run at most (bounded even if the signal never lands)."""
+IDLE_GAP = 0.02
+"""Up to this many seconds between a worker's requests, so keep-alive connections are idle
+at times: an h1 request arriving as an idle connection is closed is the race NOTES.md names."""
+
+
+@dataclass
+class Burst:
+    """Every request of a burst, by outcome."""
+
+    sent: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    refused: int = 0
+    acknowledged: dict[int, str] = field(default_factory=dict)
+    unanswered_posts: list[str] = field(default_factory=list)
+    odd: list[str] = field(default_factory=list)
+    """Transport errors before the signal, and timeouts: neither may happen."""
+
+
+async def burst_until_sigterm(server: Served) -> Burst:
+    burst = Burst()
+    signalled = asyncio.Event()
+    rng = random.Random(6)
+
+    async def worker(kind: str, method: str, number: int, client: httpx.AsyncClient) -> None:
+        for sequence in itertools.count():
+            name = f"{kind} {method} worker {number} #{sequence}"
+            burst.sent += 1
+            try:
+                if method == "POST":
+                    response = await client.post(f"{server.url}/task/", json={"name": name})
+                else:
+                    response = await client.get(f"{server.url}/")
+            except httpx.TimeoutException as exc:
+                burst.odd.append(f"{name}: {exc!r}")
+                return
+            except httpx.TransportError as exc:
+                burst.refused += 1
+                if method == "POST":
+                    burst.unanswered_posts.append(name)
+                if not signalled.is_set():
+                    burst.odd.append(f"{name} before SIGTERM: {exc!r}")
+                return
+            burst.statuses[response.status_code] += 1
+            if response.status_code == 201:
+                burst.acknowledged[response.json()["id"]] = name
+            if sum(burst.statuses.values()) >= SIGNAL_AFTER and not signalled.is_set():
+                signalled.set()
+                server.process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(rng.uniform(0, IDLE_GAP))
+
+    context = client_context(server)
+    async with contextlib.AsyncExitStack() as stack:
+        workers = []
+        for kind, method in KINDS:
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    verify=context, http2=kind == "h2", http1=kind == "h1", timeout=15
+                )
+            )
+            workers += [worker(kind, method, n, client) for n in range(WORKERS_PER_KIND)]
+        await asyncio.wait_for(asyncio.gather(*workers), BURST_LIMIT)
+    return burst
+
+
+def stored_names(data_dir: Path) -> dict[int, str]:
+    with sqlite3.connect(data_dir / "api.db") as db:
+        return dict(db.execute("SELECT id, name FROM task").fetchall())
+
+
+# Not yet true (issue #6): about one run in four, an HTTP/1.1 POST arriving while SIGTERM closes
+# its idle keep-alive connection is stored but its 201 never reaches the client (the NOTES.md
+# pitfall), and once the process outlived the 30 s wait. The fix belongs in our server layer;
+# until then this test reproduces it without breaking the suite. Make it strict once fixed.
+@pytest.mark.xfail(strict=False, reason="h1 request during idle close stored unanswered")
+def test_mixed_h1_h2_burst_at_sigterm_completes_or_refuses_every_request(tmp_path: Path) -> None:
+    with served(tmp_path) as server:
+        burst = asyncio.run(burst_until_sigterm(server))
+        server.process.wait(timeout=30)
+        log = server.log()
+    stored = stored_names(tmp_path)
+    fives = sum(count for status, count in burst.statuses.items() if status >= 500)
+    sys.stdout.write(
+        f"\nSIGTERM burst: {burst.sent} sent, {sum(burst.statuses.values())} completed "
+        f"({dict(burst.statuses)}), {burst.refused} refused, {fives} 5xx, "
+        f"{len(burst.acknowledged)} 201s of which {len(set(burst.acknowledged) & set(stored))} "
+        f"stored; exit {server.process.returncode}\n"
+    )
+    assert server.process.returncode == 0, log[-3000:]
+    assert burst.odd == []
+    assert set(burst.statuses) <= {200, 201}
+    assert burst.refused >= 1  # the burst really ran into the stopping server
+    assert {i: stored.get(i) for i in burst.acknowledged} == burst.acknowledged
+    # Refused means not accepted: no unanswered POST was stored behind the client's back.
+    assert set(burst.unanswered_posts) & set(stored.values()) == set()

@@ -14,6 +14,7 @@ import ssl
 from hypercorn.config import Config, Sockets
 
 from apiclub.server.h2_limits import limit_h2_streams
+from apiclub.server.hypercorn_fixes import tolerate_writes_after_connection_lost
 from apiclub.server.sockets import BACKLOG
 from apiclub.settings import Settings
 
@@ -88,4 +89,5 @@ def create_listener_config(
     config.keep_alive_max_requests = MAX_REQUESTS_PER_CONNECTION
     # Hypercorn enforces that limit only between reads; make it exact (h2_limits.py).
     limit_h2_streams()
+    tolerate_writes_after_connection_lost()
     return config

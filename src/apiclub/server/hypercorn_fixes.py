@@ -16,6 +16,7 @@ import ssl
 from typing import Any
 
 from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.events import Closed, RawData
 
 logger = logging.getLogger("apiclub.server")
 
@@ -37,3 +38,28 @@ def tolerate_tls_close_errors() -> None:
 
     TCPServer._close = close  # type: ignore[method-assign]
     setattr(TCPServer, _PATCHED, True)
+
+
+_PATCHED_SEND = "_apiclub_tolerates_lost_transport"
+
+
+def tolerate_writes_after_connection_lost() -> None:
+    """Treat a write to a TLS transport that is already gone as a close; idempotent.
+
+    When a client resets the connection while Hypercorn still has bytes to send (an HTTP/2
+    flood answered with GOAWAY), asyncio's TLS transport has dropped its protocol and `write`
+    raises `AttributeError` instead of `ConnectionError` (CPython sslproto.py), which
+    Hypercorn's `protocol_send` does not catch: an unhandled-exception traceback per connection.
+    """
+    if getattr(TCPServer, _PATCHED_SEND, False):
+        return
+    original = TCPServer.protocol_send
+
+    async def protocol_send(self: Any, event: Any) -> None:
+        if isinstance(event, RawData) and self.writer.is_closing():
+            await self.protocol.handle(Closed())
+            return
+        await original(self, event)
+
+    TCPServer.protocol_send = protocol_send  # type: ignore[method-assign]
+    setattr(TCPServer, _PATCHED_SEND, True)
