@@ -124,10 +124,12 @@ def test_values_that_would_inject_configuration_are_refused(
     assert message in result.stderr
 
 
-def check(tmp_path: Path, certs: CertManager) -> subprocess.CompletedProcess[str]:
+def check(
+    tmp_path: Path, certs: CertManager, upstream: int | list[int] = 8080
+) -> subprocess.CompletedProcess[str]:
     need_nginx()
     env = nginx_env(
-        certs.settings.data_dir, 8080, https_port=8443, http_port=8081, prefix=tmp_path / "p"
+        certs.settings.data_dir, upstream, https_port=8443, http_port=8081, prefix=tmp_path / "p"
     )
     return subprocess.run(
         [str(NGINX_DIR / "entrypoint.sh"), "check"],
@@ -150,22 +152,7 @@ def test_nginx_accepts_the_rendered_configuration(tmp_path: Path, certs: CertMan
 
 
 def test_nginx_accepts_several_replicas(tmp_path: Path, certs: CertManager) -> None:
-    need_nginx()
-    env = nginx_env(
-        certs.settings.data_dir,
-        [8081, 8082, 8083],
-        https_port=8443,
-        http_port=8080,
-        prefix=tmp_path / "p",
-    )
-    result = subprocess.run(
-        [str(NGINX_DIR / "entrypoint.sh"), "check"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = check(tmp_path, certs, [8082, 8083, 8084])
     assert result.returncode == 0, result.stderr
     conf = (tmp_path / "p/conf/nginx.conf").read_text()
     assert conf.count("server 127.0.0.1:808") == 3

@@ -77,6 +77,19 @@ async def send_all(nginx: Nginx, context: ssl.SSLContext, method: str) -> list[t
     return answers
 
 
+async def through_nginx(
+    tmp_path: Path,
+    certs: CertManager,
+    context: ssl.SSLContext,
+    statuses: tuple[int | None, ...],
+    method: str,
+) -> list[tuple[int, str]]:
+    """Replicas answering `statuses`, nginx in front of them in that order, and the answers."""
+    async with replicas(tmp_path, *statuses) as ports:
+        with running_nginx(certs.settings.data_dir, ports) as nginx:
+            return await send_all(nginx, context, method)
+
+
 @pytest.fixture(autouse=True)
 def nginx_installed() -> None:
     need_nginx()
@@ -85,9 +98,7 @@ def nginx_installed() -> None:
 async def test_requests_are_spread_over_the_replicas(
     tmp_path: Path, certs: CertManager, client_context: ssl.SSLContext
 ) -> None:
-    async with replicas(tmp_path, 200, 200) as ports:
-        with running_nginx(certs.settings.data_dir, ports) as nginx:
-            answers = await send_all(nginx, client_context, "GET")
+    answers = await through_nginx(tmp_path, certs, client_context, (200, 200), "GET")
     assert {status for status, _ in answers} == {200}
     assert {replica for _, replica in answers} == {"replica-0", "replica-1"}
 
@@ -97,18 +108,14 @@ async def test_a_stopped_replica_costs_no_request_even_a_write(
     tmp_path: Path, certs: CertManager, client_context: ssl.SSLContext, method: str
 ) -> None:
     # Refused connections sent nothing, so nginx passes even a POST on to the next replica.
-    async with replicas(tmp_path, None, 200) as ports:
-        with running_nginx(certs.settings.data_dir, ports) as nginx:
-            answers = await send_all(nginx, client_context, method)
+    answers = await through_nginx(tmp_path, certs, client_context, (None, 200), method)
     assert answers == [(200, "replica-1")] * REQUESTS
 
 
 async def test_a_replica_answering_503_is_skipped_for_reads(
     tmp_path: Path, certs: CertManager, client_context: ssl.SSLContext
 ) -> None:
-    async with replicas(tmp_path, 503, 200) as ports:
-        with running_nginx(certs.settings.data_dir, ports) as nginx:
-            answers = await send_all(nginx, client_context, "GET")
+    answers = await through_nginx(tmp_path, certs, client_context, (503, 200), "GET")
     assert answers == [(200, "replica-1")] * REQUESTS
 
 
@@ -117,8 +124,6 @@ async def test_a_write_that_reached_a_replica_is_never_sent_to_another(
 ) -> None:
     # The twin: the POST reached replica-0, which answered 503; resending it could apply a
     # write twice, so nginx hands the replica's own 503 to the client (no `non_idempotent`).
-    async with replicas(tmp_path, 503, 200) as ports:
-        with running_nginx(certs.settings.data_dir, ports) as nginx:
-            answers = await send_all(nginx, client_context, "POST")
+    answers = await through_nginx(tmp_path, certs, client_context, (503, 200), "POST")
     assert (503, "replica-0") in answers
     assert {answer for answer in answers} <= {(503, "replica-0"), (200, "replica-1")}
