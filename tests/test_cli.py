@@ -134,6 +134,11 @@ def test_missing_certificate_file_is_one_line_naming_it(tmp_path: Path) -> None:
         (("--domain", "bad_name!"), "domain 'bad_name!' is not a valid DNS name"),
         (("--hsts", "always"), "APICLUB_HSTS='always' is not one of auto"),
         (("--rate-limit", "lots"), "APICLUB_RATE_LIMIT='lots' is not a rate: give REQUESTS/UNIT"),
+        (("--workers", "0"), "APICLUB_WORKERS=0 is not a process count (1-64)"),
+        (
+            ("--database-url", "mysql://app:s3cret@db/apiclub"),
+            "APICLUB_DATABASE_URL='mysql://app:***@db/apiclub' is not a PostgreSQL URL",
+        ),
     ],
 )
 def test_bad_settings_exit_1_naming_the_setting(

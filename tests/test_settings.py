@@ -13,6 +13,7 @@ from apiclub.settings import (
     Settings,
     TlsMode,
     normalize_name,
+    redact_url,
 )
 
 RATE_ERROR = (
@@ -195,3 +196,47 @@ def test_rate_limit_is_off_by_default_and_knows_its_window() -> None:
 def test_a_rate_limit_built_in_code_is_checked_too() -> None:
     with pytest.raises(ConfigError, match=r"APICLUB_RATE_LIMIT='3/fortnight' is not a rate"):
         RateLimit(3, "fortnight")
+
+
+def test_one_worker_and_sqlite_by_default() -> None:
+    settings = Settings.from_env({})
+    assert settings.workers == 1
+    assert settings.database_url is None
+    assert settings.database_label == str(Path("data") / "api.db")
+
+
+def test_workers_are_read_and_bounded() -> None:
+    assert Settings.from_env({"APICLUB_WORKERS": "2"}).workers == 2
+    for raw in ("0", "65", "two"):
+        with pytest.raises(ConfigError, match="APICLUB_WORKERS"):
+            Settings.from_env({"APICLUB_WORKERS": raw})
+
+
+def test_database_url_is_read_and_its_password_never_shown() -> None:
+    url = "postgresql://app:s3cret@db.internal:5432/apiclub"
+    settings = Settings.from_env({"APICLUB_DATABASE_URL": url})
+    assert settings.database_url == url
+    assert settings.database_label == "postgresql://app:***@db.internal:5432/apiclub"
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://app:s3cret@db:3306/apiclub",
+        "postgresql://app:s3cret@:5432/apiclub",
+        "postgresql://app:s3cret@db:5432/",
+        "postgresql://app:s3cret@db:99999/apiclub",
+        "postgresql://app:s3cret@db:port/apiclub",
+    ],
+)
+def test_a_bad_database_url_is_named_without_its_password(url: str) -> None:
+    with pytest.raises(ConfigError, match="APICLUB_DATABASE_URL") as caught:
+        Settings.from_env({"APICLUB_DATABASE_URL": url})
+    assert "s3cret" not in str(caught.value)
+    assert "postgresql://user:password@host:5432/database" in str(caught.value)
+
+
+def test_redact_url_leaves_a_url_without_password_alone() -> None:
+    assert redact_url("postgresql://app@db/x") == "postgresql://app@db/x"
+    assert redact_url("postgres://app:p@ss@db/x") == "postgres://app:***@db/x"

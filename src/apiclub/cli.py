@@ -53,6 +53,12 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--hsts", "APICLUB_HSTS", "Strict-Transport-Security: auto (public ACME names), on, off"),
     ("--hsts-max-age", "APICLUB_HSTS_MAX_AGE", "HSTS max-age in seconds (default a year)"),
     ("--rate-limit", "APICLUB_RATE_LIMIT", "requests per client address, e.g. 100/minute"),
+    ("--workers", "APICLUB_WORKERS", "server processes sharing the sockets (default 1)"),
+    (
+        "--database-url",
+        "APICLUB_DATABASE_URL",
+        "postgresql://user:password@host:port/db instead of SQLite",
+    ),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
 SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})

@@ -10,9 +10,9 @@ import enum
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from apiclub.errors import ConfigError
 
@@ -27,6 +27,10 @@ DAYS = 86400  # in whole seconds, as HSTS max-age counts them
 HSTS_MAX_AGE = 365 * DAYS
 RATE_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 """Window lengths in seconds of the units a rate limit may use (those Litestar's limiter has)."""
+
+MAX_WORKERS = 64
+DATABASE_SCHEMES = frozenset({"postgresql", "postgres"})
+"""URL schemes APICLUB_DATABASE_URL accepts (libpq's two spellings)."""
 
 DEFAULT_DOMAINS = ("localhost", "127.0.0.1", "::1")
 LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
@@ -142,6 +146,13 @@ class Settings:
     rate_limit: RateLimit | None = None
     """Requests one client address may make per second, minute, hour or day
     (APICLUB_RATE_LIMIT, e.g. `100/minute`); no limit when unset."""
+    workers: int = 1
+    """Server processes sharing the listening sockets and the data directory
+    (APICLUB_WORKERS); 1 serves everything from this process."""
+    database_url: str | None = field(default=None, repr=False)
+    """PostgreSQL to use instead of SQLite (APICLUB_DATABASE_URL,
+    `postgresql://user:password@host:port/db`); SQLite at `database_path` when unset. Kept out
+    of `repr` because it may hold a password: log `database_label` instead."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -172,6 +183,13 @@ class Settings:
                 f"APICLUB_HSTS_MAX_AGE={self.hsts_max_age!r} must not be negative "
                 f"(seconds; {HSTS_MAX_AGE} is a year, 0 tells browsers to forget)"
             )
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(
+                f"APICLUB_WORKERS={self.workers!r} is not a process count (1-{MAX_WORKERS}); "
+                "one per CPU core is a good start"
+            )
+        if self.database_url is not None:
+            _check_database_url(self.database_url)
         self._check_acme()
 
     def _check_acme(self) -> None:
@@ -191,6 +209,14 @@ class Settings:
                 "APICLUB_TLS=acme needs the ACME server's terms of service agreed: set "
                 "APICLUB_ACME_AGREE_TOS=1 (--acme-agree-tos) after reading them"
             )
+
+    @property
+    def database_label(self) -> str:
+        """Where the data lives, safe to log: the SQLite path, or the PostgreSQL URL without
+        its password."""
+        if self.database_url is None:
+            return str(self.database_path)
+        return redact_url(self.database_url)
 
     @property
     def database_path(self) -> Path:
@@ -251,6 +277,10 @@ class Settings:
             values["hsts_max_age"] = _parse_int("APICLUB_HSTS_MAX_AGE", raw)
         if (raw := get("APICLUB_RATE_LIMIT")) is not None:
             values["rate_limit"] = parse_rate_limit(raw)
+        if (raw := get("APICLUB_WORKERS")) is not None:
+            values["workers"] = _parse_int("APICLUB_WORKERS", raw)
+        if (raw := get("APICLUB_DATABASE_URL")) is not None:
+            values["database_url"] = raw
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -280,6 +310,37 @@ def _rate_error(raw: str) -> ConfigError:
         f"APICLUB_RATE_LIMIT={raw!r} is not a rate: give REQUESTS/UNIT with REQUESTS at least 1 "
         f"and UNIT one of {', '.join(RATE_UNITS)} (e.g. 100/minute), or off for no limit"
     )
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password replaced by `***`, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+
+
+def _check_database_url(url: str) -> None:
+    parts = urlsplit(url)
+    if (
+        parts.scheme not in DATABASE_SCHEMES
+        or not parts.hostname
+        or not parts.path.strip("/")
+        or not _has_valid_port(parts)
+    ):
+        raise ConfigError(
+            f"APICLUB_DATABASE_URL={redact_url(url)!r} is not a PostgreSQL URL: give "
+            "postgresql://user:password@host:5432/database (unset it to use SQLite)"
+        )
+
+
+def _has_valid_port(parts: SplitResult) -> bool:
+    try:
+        return parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or out of 0-65535
+        return False
 
 
 def parse_networks(raw: str) -> tuple[ProxyNetwork, ...]:
