@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,15 +15,26 @@ from tests.deploy.helpers import REPO, clean_env, tool
 yaml = pytest.importorskip("yaml", reason="PyYAML comes with podman-compose (dev extra)")
 
 
-def config(tmp_path: Path, *profiles: str, env: str | None = None, **extra: str) -> Any:
-    """`podman-compose [--profile P]... config` in a folder holding compose.yaml and `env`."""
-    compose = tool("podman-compose", why="pip install podman-compose, in the dev extra")
-    shutil.copy(REPO / "compose.yaml", tmp_path / "compose.yaml")
+SCALE_ENV = (REPO / ".env.example").read_text() + (
+    "API_REPLICAS=3\nPOSTGRES_PASSWORD=pw\n"
+    "APICLUB_DATABASE_URL=postgresql://apiclub:pw@postgres:5432/apiclub\n"
+)
+
+
+def compose(
+    tmp_path: Path, *profiles: str, command: tuple[str, ...], env: str | None, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`podman-compose [--profile P]... COMMAND` in a folder holding compose.yaml and `env`."""
+    podman_compose = tool("podman-compose", why="pip install podman-compose, in the dev extra")
+    if not (tmp_path / "compose.yaml").exists():
+        shutil.copy(REPO / "compose.yaml", tmp_path / "compose.yaml")
     text = (REPO / ".env.example").read_text() if env is None else env
     (tmp_path / ".env").write_text(text)
     arguments = [arg for profile in profiles for arg in ("--profile", profile)]
+    if command[0] == "up":
+        arguments = ["--verbose", "--dry-run", *arguments]
     result = subprocess.run(
-        [compose, *arguments, "config"],
+        [podman_compose, *arguments, *command],
         cwd=tmp_path,
         env=clean_env(**extra),
         capture_output=True,
@@ -32,7 +44,20 @@ def config(tmp_path: Path, *profiles: str, env: str | None = None, **extra: str)
     )
     if result.returncode != 0:
         raise AssertionError(result.stderr)
+    return result
+
+
+def config(tmp_path: Path, *profiles: str, env: str | None = None, **extra: str) -> Any:
+    """The file as podman-compose renders it for `profiles`."""
+    result = compose(tmp_path, *profiles, command=("config",), env=env, **extra)
     return yaml.safe_load(result.stdout)
+
+
+def containers(tmp_path: Path, *profiles: str, env: str, up: tuple[str, ...] = ()) -> list[str]:
+    """The containers `up` would create (podman-compose's dry run prints its podman commands)."""
+    command = ("up", "-d", *up)
+    result = compose(tmp_path, *profiles, command=command, env=env)
+    return sorted(set(re.findall(r"--name=(apiclub_[\w-]+)", result.stdout + result.stderr)))
 
 
 def publishers(rendered: Any) -> dict[str, list[str]]:
@@ -77,7 +102,55 @@ def test_nginx_mode_publishes_nginx_only_and_hides_the_api(tmp_path: Path) -> No
     assert "api-behind-nginx" in nginx["depends_on"]
 
 
-@pytest.mark.parametrize("profile", ["direct", "nginx"])
+def test_scale_mode_is_nginx_mode_plus_postgres_on_the_backend_only(tmp_path: Path) -> None:
+    rendered = config(tmp_path, "scale", env=SCALE_ENV)
+    assert set(rendered["services"]) == {"api-behind-nginx", "nginx", "postgres"}
+    api, postgres = rendered["services"]["api-behind-nginx"], rendered["services"]["postgres"]
+    assert api["environment"]["APICLUB_DATABASE_URL"] == (
+        "postgresql://apiclub:pw@postgres:5432/apiclub"
+    )
+    assert api["deploy"] == {"mode": "replicated", "replicas": "3"}
+    assert "ports" not in postgres
+    assert postgres["networks"] == ["backend"]
+    assert postgres["volumes"] == ["pgdata:/var/lib/postgresql/data"]
+    assert "pgdata" in rendered["volumes"]
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    # Only the backend network may log in, the same network the API trusts nginx on.
+    assert postgres["environment"]["POSTGRES_NETWORK"] == "10.89.201.0/24"
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == "pw"
+
+
+def test_scale_combined_with_nginx_is_the_same_set(tmp_path: Path) -> None:
+    alone = config(tmp_path, "scale", env=SCALE_ENV)
+    assert config(tmp_path, "nginx", "scale", env=SCALE_ENV) == alone
+
+
+def test_nginx_mode_keeps_one_replica_on_sqlite(tmp_path: Path) -> None:
+    api = config(tmp_path, "nginx")["services"]["api-behind-nginx"]
+    assert api["deploy"]["replicas"] == "1"
+    assert api["environment"]["APICLUB_DATABASE_URL"] == ""
+
+
+def test_podman_compose_starts_one_container_per_replica(tmp_path: Path) -> None:
+    api = [f"apiclub_api-behind-nginx_{n}" for n in (1, 2, 3)]
+    assert containers(tmp_path, "scale", env=SCALE_ENV) == [
+        *api,
+        "apiclub_nginx_1",
+        "apiclub_postgres_1",
+    ]
+    scaled = containers(tmp_path, "scale", env=SCALE_ENV, up=("--scale", "api-behind-nginx=2"))
+    assert [name for name in scaled if "api-behind" in name] == api[:2]
+
+
+def test_podman_compose_ignores_replicas_without_the_replicated_mode(tmp_path: Path) -> None:
+    # The twin, and why compose.yaml writes `mode: replicated` (podman-compose 1.6 needs it).
+    text = (REPO / "compose.yaml").read_text().replace("      mode: replicated\n", "")
+    (tmp_path / "compose.yaml").write_text(text)
+    started = containers(tmp_path, "scale", env=SCALE_ENV)
+    assert [name for name in started if "api-behind" in name] == ["apiclub_api-behind-nginx_1"]
+
+
+@pytest.mark.parametrize("profile", ["direct", "nginx", "scale"])
 def test_each_mode_has_exactly_one_service_on_each_host_port(tmp_path: Path, profile: str) -> None:
     found = publishers(config(tmp_path, profile))
     assert set(found) == {"443", "80"}
