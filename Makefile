@@ -11,6 +11,7 @@ PODMAN  ?= podman
 COMPOSE ?= $(if $(wildcard $(BIN)/podman-compose),$(BIN)/podman-compose,podman-compose)
 APICLUB_IMAGE ?= localhost/apiclub:latest
 NGINX_IMAGE   ?= localhost/apiclub-nginx:latest
+POSTGRES_IMAGE ?= localhost/apiclub-postgres:latest
 # Empty: the Containerfiles' defaults (official python:3.11-slim and debian:bookworm-slim).
 BASE_IMAGE       ?=
 NGINX_BASE_IMAGE ?=
@@ -19,7 +20,8 @@ PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 comma := ,
 
 .PHONY: help install dev prod migrate lint fmt typecheck test clean \
-	image image-api image-nginx up up-nginx down test-containers bench
+	image image-api image-nginx image-postgres up up-nginx up-scale rolling-restart down \
+	test-containers bench
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,7 +56,7 @@ fmt: install ## Format the code and apply safe lint fixes
 test: lint ## Lint, then run the whole test suite
 	$(BIN)/pytest
 
-image: image-api image-nginx ## Build both container images with podman
+image: image-api image-nginx image-postgres ## Build the container images with podman
 
 image-api: ## Build the API image (Containerfile)
 	$(PODMAN) build --format docker --tag $(APICLUB_IMAGE) --file Containerfile \
@@ -65,14 +67,24 @@ image-nginx: ## Build the nginx image (deploy/nginx/Containerfile)
 	$(PODMAN) build --format docker --tag $(NGINX_IMAGE) --file deploy/nginx/Containerfile \
 		$(if $(NGINX_BASE_IMAGE),--build-arg NGINX_BASE_IMAGE=$(NGINX_BASE_IMAGE)) deploy/nginx
 
+image-postgres: ## Build the PostgreSQL image for the "scale" profile (deploy/postgres/Containerfile)
+	$(PODMAN) build --format docker --tag $(POSTGRES_IMAGE) --file deploy/postgres/Containerfile \
+		$(if $(NGINX_BASE_IMAGE),--build-arg POSTGRES_BASE_IMAGE=$(NGINX_BASE_IMAGE)) deploy/postgres
+
 up: ## Run the API alone on the host's 443/80 (compose profile "direct"; settings in .env)
 	$(COMPOSE) --profile direct up -d
 
 up-nginx: ## Run nginx on the host's 443/80 in front of the API (compose profile "nginx")
 	$(COMPOSE) --profile nginx up -d
 
+up-scale: ## nginx in front of API_REPLICAS replicas on PostgreSQL (profile "scale"; .env)
+	$(COMPOSE) --profile scale up -d
+
+rolling-restart: ## Restart the API replicas one at a time, each healthy before the next
+	deploy/rolling-restart.sh
+
 down: ## Stop whichever mode runs (the data volume stays)
-	$(COMPOSE) --profile direct --profile nginx down
+	$(COMPOSE) --profile direct --profile nginx --profile scale down
 
 test-containers: install ## Build the images, run both compose modes with podman (slow; root)
 	APICLUB_TEST_CONTAINERS=1 $(BIN)/pytest -m slow tests/deploy

@@ -9,8 +9,17 @@ import pytest
 
 from tests.deploy.helpers import NGINX_DIR, REPO, tool
 
-CONTAINERFILES = (REPO / "Containerfile", NGINX_DIR / "Containerfile")
-SCRIPTS = (NGINX_DIR / "render.sh", NGINX_DIR / "entrypoint.sh")
+CONTAINERFILES = (
+    REPO / "Containerfile",
+    NGINX_DIR / "Containerfile",
+    REPO / "deploy/postgres/Containerfile",
+)
+SCRIPTS = (
+    NGINX_DIR / "render.sh",
+    NGINX_DIR / "entrypoint.sh",
+    REPO / "deploy/postgres/entrypoint.sh",
+    REPO / "deploy/rolling-restart.sh",
+)
 
 
 def run(*command: str | Path) -> subprocess.CompletedProcess[str]:
