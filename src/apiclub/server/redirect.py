@@ -10,10 +10,12 @@ an open redirect.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from apiclub.server.asgi import ASGIApp, Receive, Scope, Send, send_json, send_response
+from apiclub.server.asgi import ASGIApp, Receive, Scope, Send, send_response
 from apiclub.server.hosts import request_host
 from apiclub.tls.challenges import ChallengeLookup, token_from_path
 
@@ -23,8 +25,22 @@ HTTPS_DEFAULT_PORT = 443
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A complete answer of the port-80 listener, whichever server writes it."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    """Without content-length: the writer adds it from `body`."""
+    body: bytes = b""
+
+
 class RedirectApp:
-    """ASGI app answering every request with a redirect to the same URL over HTTPS."""
+    """Answer every request with a redirect to the same URL over HTTPS.
+
+    `answer()` decides; the ASGI `__call__` (behind nginx, in tests) and the port-80 server of
+    `redirect_server.py` only write its decision.
+    """
 
     def __init__(
         self,
@@ -42,47 +58,73 @@ class RedirectApp:
             return
         if scope["type"] != "http":
             return
+        path: str = scope.get("path", "/")
+        raw_path: bytes = scope.get("raw_path") or path.encode()
+        answer = self.answer(
+            scope["method"],
+            path,
+            raw_path,
+            scope.get("query_string", b""),
+            request_host(scope),
+            _peer(scope),
+        )
+        await send_response(send, answer.status, answer.body, answer.headers)
+
+    def answer(
+        self, method: str, path: str, raw_path: bytes, query: bytes, host: str | None, peer: str
+    ) -> Answer:
+        """The answer to one request.
+
+        Args:
+            method: the request method.
+            path: the target's path, percent-decoded (where ACME tokens are looked up).
+            raw_path: the target before `?`, as sent (what the Location keeps).
+            query: the query string, as sent, without `?`.
+            host: the normalised Host (`hosts.parse_host`), None if missing or bad.
+            peer: the client's address, for the log.
+        """
         if self.challenges is not None:
-            token = token_from_path(scope.get("path", ""))
+            token = token_from_path(path)
             if token is not None:
-                await self.answer_challenge(token, scope, send)
-                return
-        host = request_host(scope)
+                return self.answer_token(token, method, peer)
         if host is None or host not in self.allowed_hosts:
             detail = f"this server does not serve host {host or '(none)'!r}"
-            await send_json(send, 421, {"status_code": 421, "detail": detail})
-            return
-        location = self.https_url(host, scope)
-        status = 301 if scope["method"] in SAFE_METHODS else 308
+            body = json.dumps({"status_code": 421, "detail": detail}).encode()
+            return Answer(421, [(b"content-type", b"application/json")], body)
+        location = self.https_url(host, raw_path, query)
+        status = 301 if method in SAFE_METHODS else 308
         cache = (b"cache-control", b"no-store") if status == 308 else (b"vary", b"host")
-        await send_response(send, status, headers=[(b"location", location.encode("ascii")), cache])
+        return Answer(status, [(b"location", location.encode("ascii")), cache])
 
     async def answer_challenge(self, token: str, scope: Scope, send: Send) -> None:
         """200 with the key authorization of a token in flight, 404 for any other."""
+        answer = self.answer_token(token, scope["method"], _peer(scope))
+        await send_response(send, answer.status, answer.body, answer.headers)
+
+    def answer_token(self, token: str, method: str, peer: str) -> Answer:
+        """200 with the key authorization of a token in flight, 404 for any other."""
         assert self.challenges is not None  # noqa: S101
-        answer = self.challenges.lookup(token)
-        if answer is None:
-            logger.info("unknown ACME challenge token %r from %s", token[:64], _peer(scope))
+        key_authorization = self.challenges.lookup(token)
+        if key_authorization is None:
+            logger.info("unknown ACME challenge token %r from %s", token[:64], peer)
             body, status = b"unknown ACME challenge token\n", 404
         else:
             logger.info("answered ACME challenge token %s", token)
-            body, status = answer.encode("ascii"), 200
+            body, status = key_authorization.encode("ascii"), 200
         headers = [(b"content-type", b"text/plain"), (b"cache-control", b"no-store")]
-        await send_response(send, status, b"" if scope["method"] == "HEAD" else body, headers)
+        return Answer(status, headers, b"" if method == "HEAD" else body)
 
-    def https_url(self, host: str, scope: Scope) -> str:
-        """`https://host[:port]/path?query` for the request in `scope`."""
+    def https_url(self, host: str, raw_path: bytes, query: bytes) -> str:
+        """`https://host[:port]/path?query` for a request's target."""
         authority = f"[{host}]" if ":" in host else host
         if self.https_port != HTTPS_DEFAULT_PORT:
             authority = f"{authority}:{self.https_port}"
-        raw_path: bytes = scope.get("raw_path") or scope.get("path", "/").encode()
         path = _escape(raw_path)
         if not path.startswith("/"):
             # An absolute-form target (RFC 9112 3.2.2) keeps its path only: the Location's
             # authority is always the checked Host, never one the client wrote.
             _, _, rest = path.partition("://")
             path = "/" + rest.partition("/")[2] if rest else "/"
-        query: bytes = scope.get("query_string", b"")
         url = f"https://{authority}{path}"
         return f"{url}?{_escape(query)}" if query else url
 
