@@ -22,6 +22,7 @@ from bench.plot import plot_sweep
 from bench.report import markdown, problems, summarize
 from bench.run import Plan, benchmark, progress
 from bench.stacks import NGINX, STACKS
+from bench.workloads import WORKLOAD_KEYS, WORKLOADS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SWEEP = (1, 8, 32, 128, 512)
@@ -43,9 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         warm_up=0 if args.quick else 2,
         tasks=args.tasks,
         keep=args.keep,
+        workloads=tuple(args.workloads or WORKLOAD_KEYS),
     )
+    # (a) is every ratio's baseline, so it always runs.
+    stacks = [s for s in STACKS if s.key == "a" or s.key in (args.stacks or [s.key])]
     command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
-    results = {"meta": {**describe(command), "plan": plan.__dict__}, **benchmark(plan)}
+    results = {"meta": {**describe(command), "plan": plan.__dict__}, **benchmark(plan, stacks)}
     rows = summarize(results)
     results["summary"] = rows
     args.out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(table)
     progress(f"wrote {args.out}/results.json, results.md, throughput.png")
     if args.check:
-        found = problems(results, tuple(stack.key for stack in STACKS))
+        found = problems(results, tuple(stack.key for stack in stacks), plan.workloads)
         for problem in found:
             sys.stderr.write(f"bench: check failed: {problem}\n")
         return 1 if found else 0
@@ -79,6 +83,18 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         nargs="+",
         help=f"connections swept for GET / (default {' '.join(map(str, SWEEP))})",
+    )
+    parser.add_argument(
+        "--stacks",
+        nargs="+",
+        choices=[stack.key for stack in STACKS],
+        help="stacks to run (default all; (a), the baseline, always runs)",
+    )
+    parser.add_argument(
+        "--workloads",
+        nargs="+",
+        choices=[workload.key for workload in WORKLOADS],
+        help="workloads to run (default all)",
     )
     parser.add_argument("--tasks", type=_positive, default=10_000, help="tasks seeded")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"output folder ({RESULTS})")

@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from bench.stacks import STACKS
-from bench.workloads import WORKLOADS
+from bench.workloads import WORKLOAD_KEYS, WORKLOADS
 
 BASELINE = "a"
 MIB = 1024 * 1024
@@ -49,13 +49,17 @@ def summarize(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def problems(results: dict[str, Any], stacks: tuple[str, ...]) -> list[str]:
+def problems(
+    results: dict[str, Any],
+    stacks: tuple[str, ...],
+    workloads: tuple[str, ...] = WORKLOAD_KEYS,
+) -> list[str]:
     """What --check refuses: a stack or workload that did not run, any failed request."""
     found = list(results["failures"])
     ran = {(run["stack"], run["workload"]) for run in results["runs"] if run.get("requests")}
     for stack in stacks:
         found += [
-            f"{stack} {w.key}: no completed run" for w in WORKLOADS if (stack, w.key) not in ran
+            f"{stack} {key}: no completed run" for key in workloads if (stack, key) not in ran
         ]
         if not results["cold_start"].get(stack):
             found.append(f"{stack}: no cold start measured")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bench.stacks import STACKS, Running, Stack
-from bench.workloads import WORKLOADS, Workload
+from bench.workloads import WORKLOAD_KEYS, WORKLOADS, Workload
 from bench.workspace import Workspace, create_workspace
 
 T = TypeVar("T")
@@ -39,6 +39,8 @@ class Plan:
     warm_up: int
     tasks: int
     keep: bool = False
+    workloads: tuple[str, ...] = WORKLOAD_KEYS
+    """Keys of the workloads to run (`--workloads`); cold start and peak RSS always run."""
 
 
 def progress(message: str) -> None:
@@ -72,8 +74,9 @@ def _load_phase(
             for key, stack in running.items():
                 progress(f"warming up {key}")
                 WORKLOADS[0].run(stack, WARM_UP_CONNECTIONS, plan.warm_up)
-        steps = [(w, c) for w in WORKLOADS for c in (plan.sweep if w.sweep else ())]
-        steps += [(w, plan.connections) for w in WORKLOADS if not w.sweep]
+        chosen = [w for w in WORKLOADS if w.key in plan.workloads]
+        steps = [(w, c) for w in chosen for c in (plan.sweep if w.sweep else ())]
+        steps += [(w, plan.connections) for w in chosen if not w.sweep]
         total = plan.rounds * len(steps) * len(running)
         done = 0
         for round_ in range(plan.rounds):

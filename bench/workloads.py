@@ -61,3 +61,4 @@ WORKLOADS = (
     Workload("redirect", "port-80 redirect (301)", redirect),
     Workload("http2", "HTTP/2 `GET /` (h2load, 4 streams per connection)", http2_root),
 )
+WORKLOAD_KEYS = tuple(workload.key for workload in WORKLOADS)
