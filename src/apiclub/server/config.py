@@ -13,6 +13,7 @@ import ssl
 
 from hypercorn.config import Config, Sockets
 
+from apiclub.server.access_log import AccessLogger
 from apiclub.server.h2_limits import limit_h2_streams
 from apiclub.server.hypercorn_fixes import tolerate_writes_after_connection_lost
 from apiclub.server.sockets import BACKLOG
@@ -76,6 +77,7 @@ def create_listener_config(
     config.accesslog = logging.getLogger("apiclub.access")
     config.errorlog = logging.getLogger("apiclub.server")
     config.access_log_format = ACCESS_LOG_FORMAT
+    config.logger_class = AccessLogger
     config.graceful_timeout = settings.grace_period
     config.backlog = BACKLOG
     # Hypercorn sends `server: hypercorn-h11` by default; do not advertise the stack.

@@ -1,0 +1,44 @@
+"""Hypercorn's access logger without its per-request cost.
+
+Hypercorn 0.18 builds `AccessLogAtoms` for every request, and that copies every request
+header and every environment variable into a dict, even when the format uses five atoms and
+even when the access log is off. Profiled under wrk here that was a visible slice of each
+`GET /`. This logger builds only the atoms of `config.ACCESS_LOG_FORMAT`, and nothing at all
+when the `apiclub.access` logger is not enabled for INFO.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from hypercorn.logging import Logger
+
+
+class AccessLogger(Logger):
+    """A Hypercorn `Logger` (config.logger_class) that logs the same lines, cheaper."""
+
+    async def access(self, request: Any, response: Any, request_time: float) -> None:
+        if self.access_logger is not None and self.access_logger.isEnabledFor(logging.INFO):
+            self.access_logger.info(
+                self.access_log_format, self.atoms(request, response, request_time)
+            )
+
+    def atoms(self, request: Any, response: Any, request_time: float) -> Mapping[str, str]:
+        """`h`, `r`, `s`, `b` and `L`, as Hypercorn's `AccessLogAtoms` spells them."""
+        client = request.get("client")
+        method = request["method"] if request["type"] == "http" else "GET"
+        status, length = "-", "-"
+        if response is not None:
+            status = str(response["status"])
+            for name, value in response.get("headers", ()):
+                if name.lower() == b"content-length":
+                    length = value.decode("latin-1")
+        return {
+            "h": f"{client[0]}:{client[1]}" if client and len(client) == 2 else str(client),
+            "r": f"{method} {request['path']} {request.get('http_version', 'ws')}",
+            "s": status,
+            "b": length,
+            "L": f"{request_time:.6f}",
+        }
