@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
@@ -15,17 +12,16 @@ from apiclub.api.requests import ApiRequest
 from apiclub.api.security import add_security_headers
 from apiclub.api.status import check_database, read_status
 from apiclub.api.tasks import TaskController
-from apiclub.db import create_engine, default_lock_path, migrate
+from apiclub.db import Database, close_database, open_database
 from apiclub.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> Litestar:
     """Build the API app; its start-up opens the database and applies pending migrations.
 
     Start-up fails (and so the server refuses to start) with `StorageError` when the database
-    file is unusable and with `MigrationError` when a migration fails.
+    is unusable (an SQLite file) or unreachable (PostgreSQL, after retrying), and with
+    `MigrationError` when a migration fails. Shut-down closes PostgreSQL's connection pool.
     """
     exception_handlers = create_exception_handlers(settings.max_body_size)
     middleware = []
@@ -33,16 +29,19 @@ def create_app(settings: Settings) -> Litestar:
         middleware.append(create_rate_limit(settings.rate_limit).middleware)
         exception_handlers.update(create_rate_limit_handlers(settings.rate_limit))
 
-    async def open_database() -> None:
-        path = settings.database_path
-        # create_engine touches the file (WAL, a write-lock probe): keep it off the event loop.
-        engine = await asyncio.to_thread(create_engine, path)
-        applied = await migrate(engine, default_lock_path(path))
-        logger.info("database %s ready, %d migration(s) applied", path, len(applied))
+    opened: list[Database] = []
+
+    async def start_database() -> None:
+        opened.append(await open_database(settings))
+
+    async def stop_database() -> None:
+        while opened:
+            await close_database(opened.pop())
 
     return Litestar(
         route_handlers=[read_status, check_database, TaskController],
-        on_startup=[open_database],
+        on_startup=[start_database],
+        on_shutdown=[stop_database],
         exception_handlers=exception_handlers,
         middleware=middleware,
         request_class=ApiRequest,

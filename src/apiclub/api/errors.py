@@ -4,6 +4,8 @@
 - SQLite busy beyond the timeout, read-only, full or unreachable, or the database file
   deleted or replaced under the server: 503 with `Retry-After`, since waiting or an operator
   can fix it (RFC 9110 15.6.4); never an answer from the wrong file.
+- PostgreSQL down, restarting, unreachable, out of connections or past the command timeout
+  (`apiclub.db.unavailable_reason`): the same 503; the pool reconnects once it is back.
 - Anything else: 500 `Internal Server Error`, logged with its traceback, never sent.
 """
 
@@ -22,7 +24,7 @@ from litestar.status_codes import (
 )
 from litestar.types import ExceptionHandlersMap
 
-from apiclub.db import DatabaseFileError
+from apiclub.db import UNAVAILABLE_ERRORS, DatabaseFileError, unavailable_reason
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,14 @@ def create_exception_handlers(max_body_size: int) -> ExceptionHandlersMap:
         logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
         return _unavailable(f"{reason}, retry later")
 
+    def handle_postgres(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        reason = unavailable_reason(exc)
+        if reason is None:
+            return handle_internal(request, exc)
+        # asyncpg's texts name hosts and users, never the password (only the URL holds it).
+        logger.warning("%s %s: database unavailable: %r", request.method, request.url.path, exc)
+        return _unavailable(f"{reason}, retry later")
+
     def handle_file_gone(request: Request[Any, Any, Any], exc: DatabaseFileError) -> Response[Any]:
         # DatabaseGuard logged the cause and the fix once; this answer repeats it per request.
         return _unavailable(DatabaseFileError.detail)
@@ -75,6 +85,7 @@ def create_exception_handlers(max_body_size: int) -> ExceptionHandlersMap:
         HTTPException: handle_http,
         sqlite3.Error: handle_sqlite,
         DatabaseFileError: handle_file_gone,
+        **dict.fromkeys(UNAVAILABLE_ERRORS, handle_postgres),
         Exception: handle_internal,
     }
 

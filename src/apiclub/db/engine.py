@@ -1,5 +1,8 @@
 """The SQLite engine: one file in WAL mode, a busy timeout, and how Piccolo is pointed at it.
 
+(PostgreSQL, chosen by `APICLUB_DATABASE_URL`, lives in `postgres`; binding and write
+transactions here serve both.)
+
 Piccolo's `SQLiteEngine` opens a new connection for every query and does not enable WAL, so
 the file is switched to WAL once here (the mode persists in the file) and every connection
 gets a busy timeout: concurrent writers wait for the lock instead of failing with
@@ -17,15 +20,20 @@ import time
 import weakref
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from piccolo.apps.migrations.tables import Migration
+from piccolo.engine.postgres import PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 
 from apiclub.db import piccolo_conf
 from apiclub.db.guard import DatabaseGuard
+from apiclub.db.postgres import Postgres
 from apiclub.db.tables import Task
 from apiclub.errors import StorageError
+
+Database: TypeAlias = SQLiteEngine | Postgres
+"""The engines apiclub runs on."""
 
 SECONDS = 1.0
 BUSY_TIMEOUT = 30 * SECONDS
@@ -128,7 +136,7 @@ def _try_prepare_file(path: Path, busy_timeout: float) -> None:
         conn.execute("ROLLBACK")
 
 
-def bind_engine(engine: SQLiteEngine) -> None:
+def bind_engine(engine: Database) -> None:
     """Make this process's Piccolo (tables, migrations, `piccolo` commands) use `engine`."""
     piccolo_conf.DB = engine
     # Piccolo finds its engine only through the module that PICCOLO_CONF names (its migration
@@ -154,22 +162,31 @@ class _ClosingTransaction(SQLiteTransaction):
             raise
 
 
-def write_transaction() -> SQLiteTransaction:
-    """An IMMEDIATE transaction on the bound engine: writers queue on the busy timeout.
+def write_transaction() -> SQLiteTransaction | PostgresTransaction:
+    """A transaction for one write on the bound engine.
 
-    A DEFERRED transaction that reads first and then writes cannot wait for the lock (SQLite
-    answers SQLITE_BUSY at once to avoid a deadlock); IMMEDIATE takes the lock up front.
+    SQLite: IMMEDIATE, so writers queue on the busy timeout. A DEFERRED transaction that reads
+    first and then writes cannot wait for the lock (SQLite answers SQLITE_BUSY at once to avoid
+    a deadlock); IMMEDIATE takes the lock up front.
+
+    PostgreSQL: a plain READ COMMITTED transaction. Each write is one statement (INSERT, UPDATE
+    or DELETE ... RETURNING) whose row locks make concurrent writers to a row wait, and an
+    UPDATE that waited re-reads the row's latest version, so no write is lost; there is no
+    read-then-write for a stricter level to protect.
     """
-    return _ClosingTransaction(bound_engine(), transaction_type=TransactionType.immediate)
+    engine = bound_engine()
+    if isinstance(engine, Postgres):
+        return engine.transaction()
+    return _ClosingTransaction(engine, transaction_type=TransactionType.immediate)
 
 
-def bound_engine() -> SQLiteEngine:
+def bound_engine() -> Database:
     """The engine `bind_engine` installed.
 
     Raises:
-        RuntimeError: no SQLite engine is bound (a programming error, not an operator's).
+        RuntimeError: no engine is bound (a programming error, not an operator's).
     """
     engine = piccolo_conf.DB
-    if not isinstance(engine, SQLiteEngine):
+    if not isinstance(engine, SQLiteEngine | Postgres):
         raise RuntimeError("no database engine bound: call bind_engine(create_engine(path)) first")
     return engine

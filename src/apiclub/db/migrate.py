@@ -3,9 +3,13 @@
 Piccolo's `run_forwards` has no lock between processes, prints to stdout, reports failure as a
 return value without naming the migration, and records a migration in its `migration` table
 outside the transaction that applied it. This runner keeps Piccolo's bookkeeping (so
-`piccolo migrations forwards all` agrees with it) but serialises runners with an exclusive
-`flock`, applies each migration and its bookkeeping row in one IMMEDIATE transaction, and turns
-a failure into a `MigrationError` naming the migration and the cause.
+`piccolo migrations forwards all` agrees with it) but serialises runners with a lock, applies
+each migration and its bookkeeping row in one write transaction, and turns a failure into a
+`MigrationError` naming the migration and the cause.
+
+The lock: on SQLite an exclusive `flock` on a file beside the database; on PostgreSQL a
+session-level advisory lock held by one connection of its own over the whole run, so replicas
+starting together migrate once, and a runner that dies releases it with its connection.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from pathlib import Path
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.apps.migrations.commands.base import BaseMigrationManager
 from piccolo.apps.migrations.tables import Migration
-from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
-from apiclub.db.engine import bind_engine, bound_engine
+from apiclub.db.engine import Database, bind_engine, write_transaction
+from apiclub.db.postgres import Postgres
 from apiclub.errors import MigrationError, StorageError
 
 logger = logging.getLogger(__name__)
@@ -32,6 +36,10 @@ logger = logging.getLogger(__name__)
 SECONDS = 1.0
 LOCK_POLL_INTERVAL = 0.05 * SECONDS
 """How often a waiting runner retries the migration lock."""
+ADVISORY_LOCK_KEY = (
+    0x61706963_6C756230  # "apiclub0": any constant bigint, the same in every replica
+)
+"""The PostgreSQL advisory lock (a 64-bit key) that serialises migration runners."""
 
 
 def default_lock_path(database_path: Path) -> Path:
@@ -39,30 +47,28 @@ def default_lock_path(database_path: Path) -> Path:
     return database_path.with_name(database_path.name + ".migrate.lock")
 
 
-async def migrate(engine: SQLiteEngine, lock_path: Path | None = None) -> list[str]:
+async def migrate(engine: Database, lock_path: Path | None = None) -> list[str]:
     """Bind `engine` and apply every pending migration; return the ids applied, in order.
 
-    `lock_path` defaults to `default_lock_path` of the database file. It must not be the
-    database itself: closing another descriptor of that file would drop SQLite's own locks.
+    SQLite: `lock_path` defaults to `default_lock_path` of the database file. It must not be
+    the database itself: closing another descriptor of that file would drop SQLite's own
+    locks. PostgreSQL: the advisory lock `ADVISORY_LOCK_KEY`; `lock_path` must be None.
 
     Raises:
         MigrationError: a migration failed; the database is left as before that migration.
-        StorageError: the lock file cannot be created.
+        StorageError: the lock file cannot be created, or PostgreSQL cannot be reached.
     """
-    database_path = Path(engine.path)
-    if lock_path is None:
-        lock_path = default_lock_path(database_path)
-    elif lock_path.resolve() == database_path.resolve():
-        raise ValueError(f"the migration lock must not be the database file {lock_path}")
+    lock = _lock_for(engine, lock_path)
     bind_engine(engine)
-    async with _exclusive_lock(lock_path):
+    async with lock:
         manager = BaseMigrationManager()
         try:
             await manager.create_migration_table()
         except Exception as exc:
+            where = engine.label if isinstance(engine, Postgres) else engine.path
             raise MigrationError(
-                f"cannot create Piccolo's migration table in {engine.path}: {exc}; "
-                "check the database file or restore it from a backup"
+                f"cannot create Piccolo's migration table in {where}: {_text(engine, exc)}; "
+                "check the database or restore it from a backup"
             ) from exc
         applied: list[str] = []
         for app_name in manager.get_sorted_app_names():
@@ -96,10 +102,9 @@ async def _migrate_app(manager: BaseMigrationManager, app_name: str) -> list[str
 async def _apply(
     app_name: str, migration_id: str, forwards: Callable[[], Awaitable[object]]
 ) -> None:
-    engine = bound_engine()
-    # MigrationManager.run opens its own (deferred) transaction; inside ours it nests, so the
-    # schema change and its bookkeeping row commit or roll back together.
-    async with engine.transaction(transaction_type=TransactionType.immediate):
+    # MigrationManager.run opens its own transaction; inside ours it nests, so the schema
+    # change and its bookkeeping row commit or roll back together.
+    async with write_transaction():
         manager = await forwards()
         if isinstance(manager, MigrationManager):
             output = io.StringIO()
@@ -107,6 +112,46 @@ async def _apply(
                 await manager.run()
             logger.debug("piccolo: %s", output.getvalue().strip())
         await Migration.insert(Migration(name=migration_id, app_name=app_name))
+
+
+def _lock_for(
+    engine: Database, lock_path: Path | None
+) -> contextlib.AbstractAsyncContextManager[None]:
+    if isinstance(engine, Postgres):
+        if lock_path is not None:
+            raise ValueError("PostgreSQL migrations lock with an advisory lock, not a file")
+        return _advisory_lock(engine)
+    database_path = Path(engine.path)
+    if lock_path is None:
+        lock_path = default_lock_path(database_path)
+    elif lock_path.resolve() == database_path.resolve():
+        raise ValueError(f"the migration lock must not be the database file {lock_path}")
+    return _exclusive_lock(lock_path)
+
+
+def _text(engine: Database, exc: BaseException) -> str:
+    return engine.scrub(exc) if isinstance(engine, Postgres) else str(exc)
+
+
+@contextlib.asynccontextmanager
+async def _advisory_lock(engine: Postgres) -> AsyncIterator[None]:
+    try:
+        connection = await engine.get_new_connection()
+    except Exception as exc:
+        raise StorageError(
+            f"cannot connect to {engine.label} at {engine.address} to lock migrations: "
+            f"{engine.scrub(exc)}; check that PostgreSQL runs there"
+        ) from None
+    try:
+        # pg_try_advisory_lock in a loop rather than a blocking pg_advisory_lock: the wait
+        # (another replica migrating) may outlast the command timeout, and a cancelled start-up
+        # must not leave a lock request queued on the server.
+        while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY):
+            await asyncio.sleep(LOCK_POLL_INTERVAL)
+        yield
+    finally:
+        # Closing the session releases its advisory locks (unlock first would add nothing).
+        await connection.close()
 
 
 @contextlib.asynccontextmanager

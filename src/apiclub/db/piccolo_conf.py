@@ -8,8 +8,10 @@ engine built from `Settings` is the one Piccolo uses; nothing here reads the env
 
 from __future__ import annotations
 
-from piccolo.conf.apps import AppRegistry
-from piccolo.engine.sqlite import SQLiteEngine
+from typing import Any
 
-DB: SQLiteEngine | None = None
+from piccolo.conf.apps import AppRegistry
+from piccolo.engine.base import Engine
+
+DB: Engine[Any] | None = None
 APP_REGISTRY = AppRegistry(apps=["apiclub.db.piccolo_app"])

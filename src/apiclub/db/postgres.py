@@ -1,0 +1,244 @@
+"""The PostgreSQL engine: Piccolo's `PostgresEngine` on an asyncpg pool that never hangs.
+
+Chosen when `APICLUB_DATABASE_URL` is set. Every wait is bounded: connecting (`CONNECT_TIMEOUT`),
+each statement (`COMMAND_TIMEOUT`, asyncpg cancels it on the server), and waiting for a pool
+connection (`ACQUIRE_TIMEOUT`). Piccolo's engine is adjusted in three places:
+
+- Its constructor connects synchronously to check the server version and only warns when that
+  fails; here nothing connects until `start()`, which retries for `START_RETRY_FOR`.
+- Its transaction leaks the pool connection when BEGIN or ROLLBACK fails (a dead connection):
+  after `POOL_MAX_SIZE` such failures every request would wait for a connection forever.
+- Its pool waits without a timeout for a free connection.
+
+A dead connection is dropped by asyncpg and the next request opens a new one, so the server
+coming back needs no restart. Texts of asyncpg errors pass through `scrub` before they are
+logged, so the password in the URL cannot reach a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import asyncpg  # type: ignore[import-untyped]
+from asyncpg import exceptions as pg
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+
+from apiclub.errors import StorageError
+from apiclub.settings import redact_url
+
+logger = logging.getLogger(__name__)
+
+SECONDS = 1.0
+CONNECT_TIMEOUT = 5 * SECONDS
+"""Opening one connection, TLS and authentication included."""
+COMMAND_TIMEOUT = 10 * SECONDS
+"""One statement; past it asyncpg cancels the query and the request answers 503."""
+ACQUIRE_TIMEOUT = 10 * SECONDS
+"""Waiting for a free pool connection (all `POOL_MAX_SIZE` busy), connecting included."""
+CLOSE_TIMEOUT = 5 * SECONDS
+"""Closing the pool at shutdown; connections still busy after it are cut."""
+POOL_MIN_SIZE = 1
+"""Connections kept open while idle; asyncpg reopens it in the background after an outage."""
+POOL_MAX_SIZE = 10
+"""Connections per process. N replicas use up to N * 10 of the server's `max_connections`
+(100 by default): raise it, or lower this, beyond about 8 replicas."""
+START_RETRY_FOR = 30 * SECONDS
+"""How long start-up keeps retrying a database that cannot be reached (a container starting)."""
+FIRST_RETRY_DELAY = 0.5 * SECONDS
+MAX_RETRY_DELAY = 5 * SECONDS
+
+# Errors that mean "the database cannot serve right now", not "this request is wrong": waiting or
+# an operator fixes them (PostgreSQL error classes, https://www.postgresql.org/docs/current/errcodes-appendix.html).
+_UNAVAILABLE: tuple[tuple[type[BaseException], str], ...] = (
+    (pg.PostgresConnectionError, "the database connection failed"),  # class 08
+    (pg.QueryCanceledError, "the database query was cancelled"),  # 57014
+    (pg.OperatorInterventionError, "the database is shutting down or starting up"),  # class 57
+    (pg.InsufficientResourcesError, "the database is out of connections, memory or disk"),
+    (pg.InvalidAuthorizationSpecificationError, "the database refused apiclub's credentials"),
+    (pg.InvalidCatalogNameError, "the database does not exist"),  # 3D000
+    (pg.ReadOnlySQLTransactionError, "the database is read-only"),  # 25006, e.g. a standby
+    (pg.TransactionRollbackError, "the database aborted a conflicting transaction"),  # class 40
+    (TimeoutError, "the database did not answer in time"),
+    (OSError, "the database cannot be reached"),
+)
+_TRANSIENT_AT_START = (
+    pg.PostgresConnectionError,
+    pg.CannotConnectNowError,  # 57P03: the server is starting up
+    pg.TooManyConnectionsError,
+    OSError,  # refused, unreachable, timed out (TimeoutError is an OSError)
+)
+
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (pg.PostgresError, pg.InterfaceError, OSError)
+"""The exception types `unavailable_reason` may classify (for exception handler tables)."""
+
+
+def unavailable_reason(exc: BaseException) -> str | None:
+    """Why the database cannot serve now, for a 503; None when `exc` is a bug, not an outage."""
+    if isinstance(exc, pg.InterfaceError):
+        # asyncpg says "connection is closed" when a dropped connection is used again.
+        return "the database connection was closed" if "closed" in str(exc) else None
+    return next((reason for kind, reason in _UNAVAILABLE if isinstance(exc, kind)), None)
+
+
+class Postgres(PostgresEngine):
+    """Piccolo's PostgreSQL engine for one URL, with the bounded pool described above.
+
+    Create it anywhere (it does not connect); `await start()` opens the pool, `await close()`
+    closes it. Without a pool (Piccolo's own CLI) each query opens a connection of its own.
+    """
+
+    __slots__ = ("label", "url")
+
+    def __init__(self, url: str, *, command_timeout: float = COMMAND_TIMEOUT) -> None:
+        self.url = url
+        self.label = redact_url(url)
+        config = {
+            "dsn": url,
+            "timeout": CONNECT_TIMEOUT,
+            "command_timeout": command_timeout,
+            "server_settings": {"application_name": "apiclub"},
+        }
+        super().__init__(config=config)
+
+    @property
+    def address(self) -> str:
+        """`host:port` of the server, as an operator would check it."""
+        parts = urlsplit(self.url)
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        return f"{host}:{parts.port or 5432}"
+
+    async def check_version(self) -> None:
+        """Nothing at construction: `start()` connects, with retries and clear errors."""
+
+    async def prep_database(self) -> None:
+        """No extensions at construction; migrations create what they need."""
+
+    async def start(self, retry_for: float = START_RETRY_FOR) -> None:
+        """Open the pool, retrying with backoff while the server cannot be reached.
+
+        Raises:
+            StorageError: not reachable within `retry_for` seconds, or it refused us (a wrong
+                password or database name is not retried); the message names host:port.
+        """
+        deadline = time.monotonic() + retry_for
+        delay = FIRST_RETRY_DELAY
+        attempt = 1
+        while True:
+            try:
+                self.pool = await asyncpg.create_pool(
+                    **self.config, min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE
+                )
+                return
+            except _TRANSIENT_AT_START as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self._start_error(exc, f"not reachable for {retry_for:g} s") from None
+                logger.warning(
+                    "database %s not reachable (attempt %d): %s; retrying in %.1f s",
+                    self.label,
+                    attempt,
+                    self.scrub(exc),
+                    min(delay, left),
+                )
+            except (pg.PostgresError, pg.InterfaceError) as exc:
+                raise self._start_error(exc, "refused the connection") from None
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, MAX_RETRY_DELAY)
+            attempt += 1
+
+    async def close(self) -> None:
+        """Close the pool, waiting `CLOSE_TIMEOUT` at most for busy connections."""
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
+        except (TimeoutError, OSError, pg.PostgresError, pg.InterfaceError) as exc:
+            logger.warning("database %s: pool closed abruptly: %s", self.label, self.scrub(exc))
+            pool.terminate()
+
+    def scrub(self, exc: BaseException | str) -> str:
+        """The text of `exc` with this URL's password replaced by `***`."""
+        text = str(exc) or type(exc).__name__
+        password = urlsplit(self.url).password
+        if password:
+            for form in {password, unquote(password)}:
+                text = text.replace(form, "***")
+        return text
+
+    def transaction(self, allow_nested: bool = True) -> PostgresTransaction:
+        """A transaction on a pool connection that goes back to the pool whatever fails."""
+        return _PoolTransaction(engine=self, allow_nested=allow_nested)
+
+    async def _run_in_pool(self, query: str, args: Any = None) -> Any:
+        if not self.pool:
+            raise ValueError("A pool isn't currently running.")
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
+            return await connection.fetch(query, *(args or []))
+
+    def _start_error(self, exc: BaseException, what: str) -> StorageError:
+        return StorageError(
+            f"database {self.label} at {self.address} {what}: {self.scrub(exc)}; start PostgreSQL "
+            "there or fix APICLUB_DATABASE_URL (host, port, user, password, database)"
+        )
+
+
+class _PoolTransaction(PostgresTransaction):
+    """Piccolo's transaction, giving its connection back to the pool even when the link died.
+
+    Piccolo acquires in `__aenter__` and releases at the end of `__aexit__`; a failed BEGIN
+    skips `__aexit__`, a failed ROLLBACK skips the release: either leaks a pool connection.
+    """
+
+    engine: Postgres
+
+    async def get_connection(self) -> Any:
+        if self.engine.pool is None:
+            return await self.engine.get_new_connection()
+        return await self.engine.pool.acquire(timeout=ACQUIRE_TIMEOUT)
+
+    async def begin(self) -> None:
+        try:
+            await super().begin()  # type: ignore[no-untyped-call]
+        except BaseException:
+            await self._give_back()
+            raise
+
+    async def __aexit__(
+        self,
+        exception_type: type[BaseException] | None,
+        exception: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if self._parent:
+            return exception is None
+        try:
+            if exception is not None and not self._rolled_back:
+                await self.rollback()  # type: ignore[no-untyped-call]
+            elif exception is None and not self._committed and not self._rolled_back:
+                await self.commit()  # type: ignore[no-untyped-call]
+        except BaseException as failure:
+            if exception is None:
+                raise
+            # The link is gone: the server rolls the transaction back itself. Keep the
+            # original error (it says why) rather than the failed ROLLBACK's.
+            logger.debug("rollback failed: %s", self.engine.scrub(failure))
+        finally:
+            await self._give_back()
+            self.engine.current_transaction.reset(self.context)
+        return exception is None
+
+    async def _give_back(self) -> None:
+        try:
+            if self.engine.pool is not None:
+                await self.engine.pool.release(self.connection)
+            else:
+                await self.connection.close()
+        except Exception as failure:
+            # asyncpg has already terminated the connection (and freed its pool slot).
+            logger.debug("connection dropped: %s", self.engine.scrub(failure))
