@@ -15,11 +15,11 @@ import pytest
 from apiclub.db import create_engine, default_lock_path, migrate
 from apiclub.errors import MigrationError, StorageError
 from tests.db.helpers import broken_migrations
+from tests.db.migrations import MIGRATION_IDS, RECORDED
 
 pytestmark = pytest.mark.anyio
 
 REPO = Path(__file__).resolve().parents[2]
-INITIAL_ID = "2026-11-25T17:47:22:210334"
 
 MIGRATE_SCRIPT = """
 import asyncio, sys
@@ -61,9 +61,9 @@ def run_piccolo_forwards(path: Path) -> subprocess.CompletedProcess[str]:
 async def test_applies_pending_migrations_once(tmp_path: Path) -> None:
     path = tmp_path / "api.db"
     engine = create_engine(path)
-    assert await migrate(engine, default_lock_path(path)) == [INITIAL_ID]
+    assert await migrate(engine, default_lock_path(path)) == MIGRATION_IDS
     assert await migrate(engine, default_lock_path(path)) == []
-    assert recorded(path) == [(INITIAL_ID, "apiclub")]
+    assert recorded(path) == RECORDED
     assert {"task", "migration"} <= tables(path)
     assert default_lock_path(path) == tmp_path / "api.db.migrate.lock"
     assert default_lock_path(path).exists()
@@ -75,7 +75,7 @@ async def test_piccolo_cli_agrees_with_migrate(tmp_path: Path) -> None:
     result = run_piccolo_forwards(path)
     assert result.returncode == 0, result.stderr
     assert "No migrations need to be run" in result.stdout
-    assert recorded(path) == [(INITIAL_ID, "apiclub")]
+    assert recorded(path) == RECORDED
 
 
 async def test_migrate_agrees_with_piccolo_cli(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ async def test_migrate_agrees_with_piccolo_cli(tmp_path: Path) -> None:
     result = run_piccolo_forwards(path)
     assert result.returncode == 0, result.stderr
     assert await migrate(create_engine(path)) == []
-    assert recorded(path) == [(INITIAL_ID, "apiclub")]
+    assert recorded(path) == RECORDED
 
 
 def test_two_processes_at_once_apply_once(tmp_path: Path) -> None:
@@ -108,8 +108,8 @@ def test_two_processes_at_once_apply_once(tmp_path: Path) -> None:
     outputs = [process.communicate(timeout=60) for process in processes]
     assert early == [None, None], outputs
     assert [process.returncode for process in processes] == [0, 0], outputs
-    assert sorted(stdout.strip() for stdout, _ in outputs) == [f"['{INITIAL_ID}']", "[]"]
-    assert recorded(path) == [(INITIAL_ID, "apiclub")]
+    assert sorted(stdout.strip() for stdout, _ in outputs) == [str(MIGRATION_IDS), "[]"]
+    assert recorded(path) == RECORDED
 
 
 async def test_failed_migration_names_it_and_rolls_it_back(
@@ -123,8 +123,8 @@ async def test_failed_migration_names_it_and_rolls_it_back(
         f"migration {broken_id} of apiclub failed: table task already exists; "
         "fix the migration or restore the database"
     )
-    # The good migration stays applied; the broken one left nothing behind.
-    assert recorded(path) == [(INITIAL_ID, "apiclub")]
+    # The good migrations stay applied; the broken one left nothing behind.
+    assert recorded(path) == RECORDED
     assert "side_effect" not in tables(path)
 
 
