@@ -50,8 +50,9 @@ async def test_down_at_start_fails_after_retrying_without_the_password(
     ):
         await engine.start(retry_for=1.5 * SECONDS)
     message = str(caught.value)
-    assert f"at 127.0.0.1:{private_postgres.port} not reachable for 1.5 s" in message
-    assert "start PostgreSQL there or fix APICLUB_DATABASE_URL" in message
+    assert message.startswith(f"PostgreSQL at 127.0.0.1:{private_postgres.port} not reachable")
+    assert "for 1.5 s (" in message
+    assert "start it there or fix APICLUB_DATABASE_URL=postgresql://apiclub:***@" in message
     attempts = [r.getMessage() for r in caplog.records if "not reachable (attempt" in r.message]
     assert len(attempts) >= 2, caplog.text
     assert f"apiclub:***@127.0.0.1:{private_postgres.port}" in attempts[0]
@@ -76,7 +77,7 @@ async def test_start_waits_for_a_server_that_comes_up(private_postgres: Server) 
 async def test_a_wrong_password_fails_at_once_without_it(postgres: Server) -> None:
     wrong = "not-the-password-" + postgres.password[:6]
     engine = Postgres(postgres.url_for(postgres.database, password=wrong))
-    with pytest.raises(StorageError, match="refused the connection: password authentication"):
+    with pytest.raises(StorageError, match=r"refused the connection \(password authentication"):
         await engine.start(retry_for=60 * SECONDS)  # would take a minute if it retried
 
 

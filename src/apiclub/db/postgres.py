@@ -183,8 +183,8 @@ class Postgres(PostgresEngine):
 
     def _start_error(self, exc: BaseException, what: str) -> StorageError:
         return StorageError(
-            f"database {self.label} at {self.address} {what}: {self.scrub(exc)}; start PostgreSQL "
-            "there or fix APICLUB_DATABASE_URL (host, port, user, password, database)"
+            f"PostgreSQL at {self.address} {what} ({self.scrub(exc)}): start it there or fix "
+            f"APICLUB_DATABASE_URL={self.label} (host, port, user, password, database)"
         )
 
 
