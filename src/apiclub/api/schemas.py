@@ -9,6 +9,9 @@ import msgspec
 
 from apiclub.db.tables import NAME_MAX_LENGTH
 
+NO_NUL = "^[^\\x00]*$"
+"""Names hold no NUL character: PostgreSQL text cannot store one (SQLite could, so it is
+refused on both engines alike)."""
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 10**9
 """Highest page number: keeps LIMIT/OFFSET far inside SQLite's 64-bit integers."""
@@ -26,7 +29,10 @@ class TaskIn(msgspec.Struct):
         msgspec.Meta(
             min_length=1,
             max_length=NAME_MAX_LENGTH,
-            description=f"What to do: 1 to {NAME_MAX_LENGTH} characters, not only spaces.",
+            pattern=NO_NUL,
+            description=(
+                f"What to do: 1 to {NAME_MAX_LENGTH} characters, not only spaces, no NUL (U+0000)."
+            ),
             examples=["Write the tests"],
         ),
     ]
