@@ -23,6 +23,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from apiclub.db.aiosqlite_fixes import await_stop_after_failed_connect
 from apiclub.errors import StorageError
 
 logger = logging.getLogger("apiclub.db")
@@ -49,6 +50,8 @@ class DatabaseGuard:
     """
 
     def __init__(self, path: Path) -> None:
+        # The guard makes connects fail on purpose: let failed ones finish cleanly.
+        await_stop_after_failed_connect()
         self.path = path.absolute()
         self.uri = self.path.as_uri() + "?mode=rw"
         """Open the existing file read-write, never create it (SQLite URI `mode=rw`)."""
