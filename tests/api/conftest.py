@@ -1,4 +1,9 @@
-"""An API app on a real SQLite file in tmp_path, started through its lifespan (so migrated).
+"""An API app on a real database, started through its lifespan (so migrated).
+
+The database is parametrised: every test using `settings` (and so `app` and `client`) runs on a
+real SQLite file in tmp_path and on a fresh database of a real PostgreSQL server (skipped, with
+the reason, where the server is not installed). Tests that are SQLite's by nature (WAL, busy
+timeout, a read-only file) carry `@pytest.mark.sqlite_only` and run on SQLite alone.
 
 The client is httpx's `ASGITransport` on the test's own event loop, so requests really run
 concurrently: Litestar's AsyncTestClient calls the app through a blocking portal in another
@@ -17,8 +22,22 @@ from litestar import Litestar
 
 from apiclub.api import create_app
 from apiclub.settings import Settings
+from tests.postgres import postgres, postgres_url
+
+__all__ = ["postgres", "postgres_url"]  # fixtures the `settings` fixture asks for by name
 
 MAX_BODY_SIZE = 4096
+ENGINES = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: a test of SQLite itself (WAL, busy, files)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database" in metafunc.fixturenames:
+        sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("database", ENGINES[:1] if sqlite_only else ENGINES, indirect=True)
 
 
 @asynccontextmanager
@@ -32,8 +51,17 @@ async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", max_body_size=MAX_BODY_SIZE)
+def database(request: pytest.FixtureRequest) -> str | None:
+    """The engine under test: None for SQLite, a fresh database's URL for PostgreSQL."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: str | None) -> Settings:
+    return Settings(data_dir=tmp_path / "data", max_body_size=MAX_BODY_SIZE, database_url=database)
 
 
 @pytest.fixture
