@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env({**os.environ, **flag_values(args)})
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, with_pid=settings.workers > 1)
         command: Command = args.command
         return command(settings, args)
     except ApiclubError as exc:
@@ -165,10 +165,13 @@ def flag_values(args: argparse.Namespace) -> dict[str, str]:
     return values
 
 
-def configure_logging(level: str) -> None:
-    """Log lines to stderr: time, level, logger, message."""
+def configure_logging(level: str, *, with_pid: bool = False) -> None:
+    """Log lines to stderr: time, level, [the process id, with several workers,] logger, message."""
+    pid = "[%(process)d] " if with_pid else ""
     logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level,
+        stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s {pid}%(name)s: %(message)s",
     )
 
 
@@ -180,6 +183,10 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
         sys.stdout.write(describe_listeners(server))
         sys.stdout.flush()
 
+    if settings.workers > 1:
+        from apiclub.server.workers import Supervisor
+
+        return Supervisor(settings, on_ready=announce).run()
     asyncio.run(run_until_signalled(settings, on_ready=announce))
     return 0
 

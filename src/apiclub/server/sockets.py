@@ -6,6 +6,7 @@ import errno
 import socket
 
 from apiclub.errors import ListenError
+from apiclub.settings import Settings, TlsMode
 
 PRIVILEGED_PORT_LIMIT = 1024
 BACKLOG = 1024
@@ -45,6 +46,24 @@ def bind_socket(host: str, port: int, *, option: str) -> socket.socket:
     sock.setblocking(False)
     sock.set_inheritable(True)
     return sock
+
+
+def bind_listeners(settings: Settings) -> tuple[socket.socket, socket.socket | None]:
+    """Bind the API socket and, when on, the redirect socket, as `Server.prepare` would.
+
+    With TLS off (behind a proxy) the API listens on the HTTP port and there is no redirect.
+    """
+    https_option, http_option = "--https-port/APICLUB_HTTPS_PORT", "--http-port/APICLUB_HTTP_PORT"
+    if settings.tls is TlsMode.OFF:
+        return bind_socket(settings.host, settings.http_port, option=http_option), None
+    api = bind_socket(settings.host, settings.https_port, option=https_option)
+    if not settings.http_port:
+        return api, None
+    try:
+        return api, bind_socket(settings.host, settings.http_port, option=http_option)
+    except BaseException:
+        api.close()
+        raise
 
 
 def _explain(exc: OSError, host: str, port: int, option: str) -> str:
