@@ -15,6 +15,7 @@ from apiclub.errors import MigrationError, StorageError
 from apiclub.settings import Settings
 from tests.api.conftest import serve
 from tests.db.helpers import broken_migrations
+from tests.db.migrations import MIGRATION_IDS
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +52,7 @@ async def test_restart_keeps_data_and_does_not_migrate_again(settings: Settings)
     async with serve(create_app(settings)) as client:
         assert (await client.get(f"/task/{created['id']}")).json() == created
     with closing(sqlite3.connect(settings.database_path)) as conn:
-        assert conn.execute("SELECT count(*) FROM migration").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM migration").fetchone() == (len(MIGRATION_IDS),)
 
 
 async def test_start_up_puts_the_database_in_wal_mode(settings: Settings) -> None:
