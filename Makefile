@@ -21,7 +21,7 @@ comma := ,
 
 .PHONY: help install dev prod migrate lint fmt typecheck test clean \
 	image image-api image-nginx image-postgres up up-nginx up-scale rolling-restart down \
-	test-containers bench
+	test-containers bench bench-scale
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -91,6 +91,9 @@ test-containers: install ## Build the images, run both compose modes with podman
 
 bench: install ## Benchmark against the tutorial's stack (needs nginx, wrk, h2load); BENCH_ARGS=--quick
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-scale: install ## API latency at 1k/100k/1M tasks (builds cached DBs under /tmp, ~3 min)
+	$(BIN)/python -m bench.scale_data $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment and caches (keeps ./data)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
