@@ -42,8 +42,9 @@ ACQUIRE_TIMEOUT = 10 * SECONDS
 """Waiting for a free pool connection (all `POOL_MAX_SIZE` busy), connecting included."""
 CLOSE_TIMEOUT = 5 * SECONDS
 """Closing the pool at shutdown; connections still busy after it are cut."""
-POOL_MIN_SIZE = 1
-"""Connections kept open while idle; asyncpg reopens it in the background after an outage."""
+POOL_MIN_SIZE = 0
+"""Connections kept open while idle. Not 1: asyncpg would then reopen it in the background
+during an outage, logging a traceback at every try; requests reconnect on demand instead."""
 POOL_MAX_SIZE = 10
 """Connections per process. N replicas use up to N * 10 of the server's `max_connections`
 (100 by default): raise it, or lower this, beyond about 8 replicas."""
@@ -130,9 +131,7 @@ class Postgres(PostgresEngine):
         attempt = 1
         while True:
             try:
-                self.pool = await asyncpg.create_pool(
-                    **self.config, min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE
-                )
+                await self._open_pool()
                 return
             except _TRANSIENT_AT_START as exc:
                 left = deadline - time.monotonic()
@@ -150,6 +149,18 @@ class Postgres(PostgresEngine):
             await asyncio.sleep(min(delay, left))
             delay = min(delay * 2, MAX_RETRY_DELAY)
             attempt += 1
+
+    async def _open_pool(self) -> None:
+        pool = await asyncpg.create_pool(
+            **self.config, min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE
+        )
+        try:
+            # The first connection proves the server answers (the pool itself opens none).
+            await pool.fetchval("SELECT 1", timeout=COMMAND_TIMEOUT)
+        except BaseException:
+            pool.terminate()
+            raise
+        self.pool = pool
 
     async def close(self) -> None:
         """Close the pool, waiting `CLOSE_TIMEOUT` at most for busy connections."""
