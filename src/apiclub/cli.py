@@ -219,10 +219,9 @@ def describe_listeners(server: object) -> str:
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
-    from apiclub.db import create_engine, migrate
+    from apiclub.db import migrate_database
 
-    engine = create_engine(settings.database_path)
-    applied = asyncio.run(migrate(engine))
+    applied = asyncio.run(migrate_database(settings))
     sys.stdout.write(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}\n")
     return 0
 

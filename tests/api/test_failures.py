@@ -47,6 +47,7 @@ async def sqlite_threads_end(within: float = 5.0) -> bool:
     return False
 
 
+@pytest.mark.sqlite_only
 async def test_unexpected_error_is_500_without_details(
     client: Client, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -61,6 +62,7 @@ async def test_unexpected_error_is_500_without_details(
     assert "no such table: task" in caplog.text  # the operator still sees why
 
 
+@pytest.mark.sqlite_only
 async def test_write_blocked_past_the_busy_timeout_is_503(
     client: Client, settings: Settings
 ) -> None:
@@ -80,6 +82,7 @@ async def test_write_blocked_past_the_busy_timeout_is_503(
     assert (await client.get("/task/")).json()["total"] == 1
 
 
+@pytest.mark.sqlite_only
 async def test_write_waits_for_a_short_lock_instead_of_failing(
     client: Client, settings: Settings
 ) -> None:
@@ -98,6 +101,7 @@ async def test_write_waits_for_a_short_lock_instead_of_failing(
     assert responses[0].status_code == 201
 
 
+@pytest.mark.sqlite_only
 async def test_read_only_database_is_503(client: Client, settings: Settings) -> None:
     # Running as root, file modes do not stop writes: open the file read-only instead.
     bind_engine(SQLiteEngine(path=f"file:{settings.database_path}?mode=ro", uri=True))

@@ -46,6 +46,7 @@ async def test_concurrent_posts_are_all_stored(client: httpx.AsyncClient) -> Non
     assert names == {f"task {index}" for index in range(CONCURRENT_POSTS)}
 
 
+@pytest.mark.sqlite_only
 async def test_restart_keeps_data_and_does_not_migrate_again(settings: Settings) -> None:
     async with serve(create_app(settings)) as client:
         created = (await client.post("/task/", json={"name": "survives"})).json()
@@ -55,6 +56,7 @@ async def test_restart_keeps_data_and_does_not_migrate_again(settings: Settings)
         assert conn.execute("SELECT count(*) FROM migration").fetchone() == (len(MIGRATION_IDS),)
 
 
+@pytest.mark.sqlite_only
 async def test_start_up_puts_the_database_in_wal_mode(settings: Settings) -> None:
     async with serve(create_app(settings)):
         with closing(sqlite3.connect(settings.database_path)) as conn:
