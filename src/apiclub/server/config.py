@@ -17,6 +17,7 @@ from apiclub.server.access_log import AccessLogger
 from apiclub.server.h2_limits import limit_h2_streams
 from apiclub.server.hypercorn_fixes import tolerate_writes_after_connection_lost
 from apiclub.server.sockets import BACKLOG
+from apiclub.server.tls_buffers import shrink_tls_read_buffers
 from apiclub.settings import Settings
 
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
@@ -92,4 +93,5 @@ def create_listener_config(
     # Hypercorn enforces that limit only between reads; make it exact (h2_limits.py).
     limit_h2_streams()
     tolerate_writes_after_connection_lost()
+    shrink_tls_read_buffers()
     return config
