@@ -13,10 +13,18 @@ from piccolo.columns.combination import WhereRaw
 
 from apiclub.db import search
 from apiclub.db.engine import bound_engine, write_transaction
+from apiclub.db.postgres import Postgres
 from apiclub.db.tables import Task
 
 TaskRow = dict[str, Any]
 _COLUMNS = (Task.id, Task.name, Task.created_at)
+
+SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+"""PostgreSQL: one snapshot for the whole list read. Under its default READ COMMITTED each
+statement takes its own snapshot, so a task committed between the page and the count would make
+them disagree; SQLite's read transaction already reads one snapshot (WAL). It must be the first
+statement of the transaction (https://www.postgresql.org/docs/current/sql-set-transaction.html),
+and a read-only transaction never waits for a lock nor fails a serialization check."""
 
 
 async def ping() -> list[int]:
@@ -45,6 +53,8 @@ async def list_tasks(
         select = select.where(where)
     # Both in one read transaction, so the page and its total agree.
     async with engine.transaction():
+        if isinstance(engine, Postgres):
+            await Task.raw(SNAPSHOT_SQL)
         rows = await select
         total = await _count(filters)
     return rows, total
