@@ -15,6 +15,7 @@ from hypercorn.config import Config, Sockets
 
 from apiclub.server.access_log import AccessLogger
 from apiclub.server.h2_limits import limit_h2_streams
+from apiclub.server.h11_coalesce import coalesce_h11_head_and_body
 from apiclub.server.hypercorn_fixes import tolerate_writes_after_connection_lost
 from apiclub.server.sockets import BACKLOG
 from apiclub.server.tls_buffers import shrink_tls_read_buffers
@@ -94,4 +95,5 @@ def create_listener_config(
     limit_h2_streams()
     tolerate_writes_after_connection_lost()
     shrink_tls_read_buffers()
+    coalesce_h11_head_and_body()
     return config
