@@ -1,30 +1,67 @@
-"""A workaround for a Hypercorn bug that turns a graceful stop into lost requests.
+"""Workarounds for Hypercorn 0.18 bugs that turn a graceful stop into lost or hanging requests.
 
-Hypercorn 0.17-0.18's `TCPServer._close` lets `ssl.SSLError`
-("APPLICATION_DATA_AFTER_CLOSE_NOTIFY": the client sent its next request as we closed) and
-`TimeoutError` ("SSL shutdown timed out") escape (pgjones/hypercorn#261, #264, open). During a
-stop, that exception fails Hypercorn's `gather` over all connections, so `serve()` returns at
-once and every other in-flight request is cancelled: clients get 500s and an aiosqlite worker
-thread is left behind that keeps the process from exiting. The connection is closed either way,
-so the error is logged at debug level and dropped.
+All are applied by `apply_hypercorn_fixes()`, once per process, before a listener starts; each
+patch names the bug it works around and is idempotent.
+
+- `TCPServer._close` lets TLS close errors escape (pgjones/hypercorn#261, #264): 500s, no exit.
+- `TCPServer.protocol_send` turns a write to a vanished TLS transport into a traceback.
+- A request arriving as an idle keep-alive connection is closed is run but never answered.
+- HTTP/2: a request arriving after the stop's GOAWAY crashes the stop.
+- A TLS close can wait 30 s for the client: `abort_connections` cuts them at a deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import logging
 import ssl
+from collections.abc import Iterator
+from http import HTTPStatus
 from typing import Any
 
+import h2.events
+import h11
+from h2.connection import ConnectionState
 from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.config import Config
 from hypercorn.events import Closed, RawData
+from hypercorn.protocol.events import Response
+from hypercorn.protocol.h2 import H2Protocol
+from hypercorn.protocol.h11 import H11Protocol
+
+from apiclub.server.h2_limits import limit_h2_streams
 
 logger = logging.getLogger("apiclub.server")
 
 _PATCHED = "_apiclub_tolerates_close_errors"
+_CONNECTION_CLOSE = (b"connection", b"close")
+
+
+def apply_hypercorn_fixes() -> None:
+    """Apply every workaround in this module; idempotent."""
+    tolerate_tls_close_errors()
+    tolerate_writes_after_connection_lost()
+    close_idle_connections_safely()
+    ignore_h2_requests_after_goaway()
+    # After the GOAWAY fix, so that the limit's filter runs first and ours sees each event
+    # as Hypercorn reaches it.
+    limit_h2_streams()
+    track_connections()
 
 
 def tolerate_tls_close_errors() -> None:
-    """Make `TCPServer._close` swallow TLS close errors; idempotent."""
+    """Make `TCPServer._close` swallow TLS close errors; idempotent.
+
+    Hypercorn 0.17-0.18's `TCPServer._close` lets `ssl.SSLError`
+    ("APPLICATION_DATA_AFTER_CLOSE_NOTIFY": the client sent its next request as we closed) and
+    `TimeoutError` ("SSL shutdown timed out") escape (pgjones/hypercorn#261, #264, open). During
+    a stop, that exception fails Hypercorn's `gather` over all connections, so `serve()` returns
+    at once and every other in-flight request is cancelled: clients get 500s and an aiosqlite
+    worker thread is left behind that keeps the process from exiting. The connection is closed
+    either way, so the error is logged at debug level and dropped.
+    """
     if getattr(TCPServer, _PATCHED, False):
         return
     original = TCPServer._close
@@ -63,3 +100,150 @@ def tolerate_writes_after_connection_lost() -> None:
 
     TCPServer.protocol_send = protocol_send  # type: ignore[method-assign]
     setattr(TCPServer, _PATCHED_SEND, True)
+
+
+_PATCHED_IDLE = "_apiclub_closes_idle_connections_safely"
+_CLOSING = "_apiclub_closing"
+
+
+def close_idle_connections_safely() -> None:
+    """Close a keep-alive connection only while no request runs on it; idempotent.
+
+    Hypercorn closes an idle connection when the server stops (or at the keep-alive timeout),
+    and a request arriving at that instant was run but never answered (a POST stored, the
+    client told nothing), three ways:
+
+    - `TCPServer._idle_timeout` waits with `asyncio.wait_for` and is cancelled when a request
+      starts; Python 3.11's `wait_for` swallows that cancellation if the stop came in the same
+      instant (CPython gh-86296, fixed in 3.12): the connection closes under the new request.
+    - The close runs in a shielded task one step later; a request may start in between.
+    - After `writer.close()` asyncio's TLS transport still hands the bytes already received to
+      the reader (CPython sslproto.py `_do_flush` calls `_do_read`) and drops every answer
+      written from then on (`_write_appdata` in the FLUSHING/SHUTDOWN state).
+
+    This waits as Hypercorn does, then does not close if its cancellation was requested (and
+    swallowed: `Task.cancelling()` still counts it) or a request is in flight (the request's
+    end makes the connection idle again and Hypercorn restarts the wait), and marks the
+    protocol closing in the same step it decides. (`asyncio.timeout` instead of `wait_for`
+    also fixed the race, but under an HTTP/2 flood it let streams past the per-connection
+    limit of h2_limits.py, for a reason not found yet.)
+    As nginx does, an HTTP/1.1 request whose head completes after that, or after the stop
+    began, is not started: the connection closes without a byte, so the client may safely
+    retry. A request already started finishes, and at a stop its answer says
+    `Connection: close` (RFC 9112 9.6; hyperium/hyper#3725 does the same).
+    """
+    if getattr(TCPServer, _PATCHED_IDLE, False):
+        return
+    original_create_stream = H11Protocol._create_stream
+    original_stream_send = H11Protocol.stream_send
+
+    async def idle_timeout(self: Any) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.context.terminated.wait(), self.config.keep_alive_timeout)
+        protocol = self.protocol.protocol
+        # A cancellation `wait_for` swallowed still counts (3.11 `Task.cancelling`).
+        if asyncio.current_task().cancelling() or _has_request(protocol):  # type: ignore[union-attr]
+            return
+        setattr(protocol, _CLOSING, True)
+        await asyncio.shield(self._initiate_server_close())
+
+    async def create_stream(self: Any, request: h11.Request) -> None:
+        if getattr(self, _CLOSING, False) or self.context.terminated.is_set():
+            logger.debug("%s: request arrived as the connection closed; not started", self.client)
+            await self.send(Closed())
+            return
+        await original_create_stream(self, request)
+
+    async def stream_send(self: Any, event: Any) -> None:
+        if (
+            isinstance(event, Response)
+            and event.status_code >= HTTPStatus.OK
+            and self.context.terminated.is_set()
+            # At the limit Hypercorn adds the header itself.
+            and self.keep_alive_requests < self.config.keep_alive_max_requests
+            and not any(name.lower() == b"connection" for name, _ in event.headers)
+        ):
+            event = dataclasses.replace(event, headers=[*event.headers, _CONNECTION_CLOSE])
+        await original_stream_send(self, event)
+
+    TCPServer._idle_timeout = idle_timeout  # type: ignore[method-assign]
+    H11Protocol._create_stream = create_stream  # type: ignore[method-assign]
+    H11Protocol.stream_send = stream_send  # type: ignore[method-assign]
+    setattr(TCPServer, _PATCHED_IDLE, True)
+
+
+def _has_request(protocol: Any) -> bool:
+    if isinstance(protocol, H2Protocol):
+        return bool(protocol.streams)
+    return getattr(protocol, "stream", None) is not None
+
+
+_PATCHED_H2 = "_apiclub_ignores_requests_after_goaway"
+
+
+def ignore_h2_requests_after_goaway() -> None:
+    """Drop HTTP/2 requests that arrive after our GOAWAY; idempotent.
+
+    When the server stops, Hypercorn sends GOAWAY as soon as an HTTP/2 connection has no stream
+    left (h2's state CLOSED). A request the client sent before it read the GOAWAY still arrives,
+    and Hypercorn refuses it with RST_STREAM, which h2 will not send on a closed connection: the
+    `ProtocolError` escapes, fails the stop's `gather` over all connections, and requests in
+    flight elsewhere are cancelled (500s, exit 1). The GOAWAY already tells the client that
+    streams above its last stream id were not processed and may be retried (RFC 9113 6.8).
+    """
+    if getattr(H2Protocol, _PATCHED_H2, False):
+        return
+    original = H2Protocol._handle_events
+
+    async def handle_events(self: Any, events: list[h2.events.Event]) -> None:
+        # Checked as Hypercorn reaches each event, not once per read: the GOAWAY can go out
+        # while an earlier event of the same read awaits (the last stream ends meanwhile).
+        # Hypercorn only iterates over its `events` once, so an iterator serves as the list.
+        await original(self, _unless_closed(self, events))  # type: ignore[arg-type]
+
+    H2Protocol._handle_events = handle_events  # type: ignore[method-assign]
+    setattr(H2Protocol, _PATCHED_H2, True)
+
+
+def _unless_closed(protocol: Any, events: list[h2.events.Event]) -> Iterator[h2.events.Event]:
+    for event in events:
+        closed = getattr(protocol, _CLOSING, False) or (
+            protocol.connection.state_machine.state is ConnectionState.CLOSED
+        )
+        if not (closed and isinstance(event, h2.events.RequestReceived)):
+            yield event
+
+
+_PATCHED_RUN = "_apiclub_tracks_connections"
+_open_connections: set[Any] = set()
+
+
+def track_connections() -> None:
+    """Keep a set of open connections so that `abort_connections` can cut them; idempotent."""
+    if getattr(TCPServer, _PATCHED_RUN, False):
+        return
+    original = TCPServer.run
+
+    async def run(self: Any) -> None:
+        _open_connections.add(self)
+        try:
+            await original(self)
+        finally:
+            _open_connections.discard(self)
+
+    TCPServer.run = run  # type: ignore[method-assign]
+    setattr(TCPServer, _PATCHED_RUN, True)
+
+
+def abort_connections(config: Config) -> int:
+    """Cut (TCP reset) every connection still open on the listener of `config`; how many.
+
+    A TLS close waits for the client's close_notify for up to 30 s (asyncio's
+    `SSL_SHUTDOWN_TIMEOUT`), and a connection cancelled at Hypercorn's graceful timeout waits
+    for it again in its `finally`: an idle client that never answers holds the process past
+    any stop timeout. Called once the grace period is over, when nothing is left to answer.
+    """
+    doomed = [server for server in _open_connections if server.config is config]
+    for server in doomed:
+        server.writer.transport.abort()
+    return len(doomed)

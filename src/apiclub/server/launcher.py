@@ -19,10 +19,10 @@ from hypercorn.asyncio import serve as hypercorn_serve
 
 from apiclub.api import create_app
 from apiclub.server.asgi import ASGIApp
-from apiclub.server.config import create_listener_config
+from apiclub.server.config import ListenerConfig, create_listener_config
 from apiclub.server.hosts import HostCheckMiddleware
 from apiclub.server.hsts import HstsMiddleware, hsts_hosts
-from apiclub.server.hypercorn_fixes import tolerate_tls_close_errors
+from apiclub.server.hypercorn_fixes import abort_connections, apply_hypercorn_fixes
 from apiclub.server.lifespan import LifespanWatch
 from apiclub.server.proxy import ProxyHeadersMiddleware
 from apiclub.server.redirect import ChallengeMiddleware, RedirectApp
@@ -34,6 +34,8 @@ logger = logging.getLogger("apiclub.server")
 
 STOP_MARGIN = 5.0
 """Seconds past the grace period before remaining connections are cut (TLS close can hang)."""
+ABORT_WAIT = 2.0
+"""Seconds the listeners get to finish once their connections are cut, before being cancelled."""
 
 ShutdownTrigger = Callable[[], Awaitable[object]]
 
@@ -70,6 +72,7 @@ class Server:
         self._watch: LifespanWatch | None = None
         self._api_port: int | None = None
         self._redirect_port: int | None = None
+        self._configs: list[ListenerConfig] = []
         self.ready = asyncio.Event()
 
     @property
@@ -136,7 +139,7 @@ class Server:
             ApiclubError: the API failed to start (a failed migration, an unusable database).
         """
         assert self._api_socket is not None, "call prepare() first"  # noqa: S101
-        tolerate_tls_close_errors()
+        apply_hypercorn_fixes()
         stop = asyncio.Event()
         # Litestar's own ASGI types are narrower TypedDicts; at run time it is an ASGI 3 app.
         app = self._app if self._app is not None else cast(ASGIApp, create_app(self.settings))
@@ -164,7 +167,7 @@ class Server:
             trigger.cancel()
         finally:
             stop.set()
-            await _finish(tasks, self.settings.grace_period + STOP_MARGIN)
+            await _finish(tasks, self.settings.grace_period + STOP_MARGIN, self._configs)
         for task in tasks:
             if not task.cancelled() and (exc := task.exception()) is not None:
                 raise exc
@@ -183,6 +186,7 @@ class Server:
     async def _serve_api(self, context: ssl.SSLContext | None, stop: asyncio.Event) -> None:
         assert self._api_socket is not None and self._watch is not None  # noqa: S101
         config = create_listener_config(self.settings, self._api_socket, context)
+        self._configs.append(config)
         await _serve_quietly(self._watch, config, stop)
 
     async def _wait_started(self, api_task: asyncio.Task[None]) -> None:
@@ -203,6 +207,7 @@ class Server:
             challenges = self.cert_manager.challenges if self.cert_manager else None
             redirect = RedirectApp(self.settings.domains, public_port, challenges)
             config = create_listener_config(self.settings, self._redirect_socket, None)
+            self._configs.append(config)
             tasks.append(
                 asyncio.create_task(_serve_quietly(redirect, config, stop), name="redirect")
             )
@@ -225,9 +230,19 @@ async def _await(trigger: ShutdownTrigger) -> None:
     await trigger()
 
 
-async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> None:
-    """Wait for the listeners to drain, then cut whatever still hangs (idle TLS closes)."""
+async def _finish(
+    tasks: list[asyncio.Task[None]], timeout: float, configs: list[ListenerConfig]
+) -> None:
+    """Wait for the listeners to drain, then cut whatever still hangs (idle TLS closes).
+
+    Connections are cut first, so that Hypercorn's own stop completes (the app's lifespan
+    shutdown closes the database); a listener is cancelled only if even that does not help.
+    """
     _, pending = await asyncio.wait(tasks, timeout=timeout)
+    if pending:
+        cut = sum(abort_connections(config) for config in configs)
+        logger.warning("%d connection(s) still open %.0f s after the stop; cut", cut, timeout)
+        _, pending = await asyncio.wait(pending, timeout=ABORT_WAIT)
     for task in pending:
         logger.warning(
             "%s listener did not stop within %.0f s; closing it", task.get_name(), timeout
