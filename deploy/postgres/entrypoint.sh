@@ -4,6 +4,11 @@
 # process (so it gets the stop signal). Started as root, it runs everything as the `postgres`
 # user (initdb and the server refuse root).
 #
+#   entrypoint.sh [SERVER-ARGUMENT...]   e.g. -c listen_addresses=127.0.0.1
+#
+# Arguments (compose's `command:`) go to the server as they do with the official postgres
+# image: `-c name=value` settings win over postgresql.conf, at every start.
+#
 # Environment:
 #   POSTGRES_PASSWORD   the application user's password (required on first start)
 #   POSTGRES_USER       the application's user [apiclub]
@@ -78,6 +83,6 @@ fi
 
 log "serving $database on port ${PGPORT:-5432}"
 if [ "$(id -u)" = 0 ]; then
-    exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$bin/postgres" -D "$PGDATA"
+    exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$bin/postgres" -D "$PGDATA" "$@"
 fi
-exec "$bin/postgres" -D "$PGDATA"
+exec "$bin/postgres" -D "$PGDATA" "$@"

@@ -34,10 +34,14 @@ def root() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def start(root: Path, port: int, **values: str) -> subprocess.Popen[str]:
+def start(root: Path, port: int, *args: str, **values: str) -> subprocess.Popen[str]:
     env = clean_env(PGDATA=str(root / "data"), PGPORT=str(port), **values)
     return subprocess.Popen(
-        [str(ENTRYPOINT)], env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+        [str(ENTRYPOINT), *args],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -106,3 +110,44 @@ def test_values_that_would_inject_sql_are_refused(root: Path, key: str, value: s
     )
     assert result.returncode == 1
     assert f"{key}='{value}' is not" in result.stderr
+
+
+async def current_setting(port: int, name: str) -> str:
+    connection = await connect(port, PASSWORD)
+    try:
+        return str(await connection.fetchval("SELECT current_setting($1)", name))
+    finally:
+        await connection.close()
+
+
+async def test_arguments_reach_the_server_as_settings(root: Path) -> None:
+    port = free_port()
+    values = {"POSTGRES_PASSWORD": PASSWORD, "POSTGRES_NETWORK": "127.0.0.1/32"}
+    server = start(root, port, "-c", "listen_addresses=127.0.0.1", **values)
+    try:
+        assert await current_setting(port, "listen_addresses") == "127.0.0.1"
+    finally:
+        errors = stop(server)
+    assert server.returncode == 0, errors
+    # The next start (the cluster exists) without arguments: postgresql.conf's value again.
+    server = start(root, port, **values)
+    try:
+        assert await current_setting(port, "listen_addresses") == "*"
+    finally:
+        errors = stop(server)
+    assert server.returncode == 0, errors
+
+
+def test_an_unknown_server_setting_stops_the_server_naming_it(root: Path) -> None:
+    result = subprocess.run(
+        [str(ENTRYPOINT), "-c", "no_such_setting=1"],
+        env=clean_env(
+            PGDATA=str(root / "data"), PGPORT=str(free_port()), POSTGRES_PASSWORD=PASSWORD
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert 'unrecognized configuration parameter "no_such_setting"' in result.stderr
