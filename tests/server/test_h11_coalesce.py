@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from dataclasses import replace
 
 import pytest
 
@@ -92,7 +93,7 @@ async def test_head_and_body_leave_in_one_tls_record(
     files_settings: Settings, trust_context: ssl.SSLContext
 ) -> None:
     trust_context.set_alpn_protocols(["http/1.1"])
-    async with serving(files_settings, redirect=False) as server:
+    async with serving(replace(files_settings, http_port=0), redirect=False) as server:
         answers = await asyncio.to_thread(two_requests, server.api_port, trust_context)
     (_, _), (answer, records) = answers
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b'{"status":"ok"}')

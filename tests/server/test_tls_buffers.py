@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -32,7 +33,7 @@ def rss() -> int:
 async def test_open_tls_connections_cost_far_less_than_256_kib_each(
     files_settings: Settings, trust_context: ssl.SSLContext
 ) -> None:
-    async with serving(files_settings, redirect=False) as server:
+    async with serving(replace(files_settings, http_port=0), redirect=False) as server:
         before = rss()
         opened = []
         for _ in range(CONNECTIONS):
@@ -54,7 +55,7 @@ async def test_a_body_of_many_records_arrives_whole(
 ) -> None:
     # JSON allows any amount of whitespace: ~60 TLS records, each read in TLS_READ_SIZE pieces.
     body = b'{"name": "padded"' + b" " * (60 * TLS_READ_SIZE) + b"}"
-    async with serving(files_settings, redirect=False) as server:
+    async with serving(replace(files_settings, http_port=0), redirect=False) as server:
         async with httpx.AsyncClient(verify=trust_context) as client:
             answer = await client.post(
                 f"https://localhost:{server.api_port}/task/",
