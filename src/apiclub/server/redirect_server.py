@@ -18,6 +18,7 @@ import socket
 import time
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import cast
 from urllib.parse import unquote
 
 import httptools
@@ -67,10 +68,10 @@ class RedirectProtocol(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101
-        self.transport = transport
+        # A stream transport; uvloop's does not subclass asyncio.Transport, so no isinstance.
+        self.transport = cast(asyncio.Transport, transport)
         self.connections.add(self)
-        peer = transport.get_extra_info("peername")
+        peer = self.transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.peer = f"{peer[0]}:{peer[1]}"
         self.last_read = self.loop.time()
