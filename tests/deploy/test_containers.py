@@ -5,21 +5,24 @@ APICLUB_TEST_CONTAINERS=1); `make test` skips it. When asked to run, a missing p
 a failure, never a skip: a green `make test-containers` means the containers were tested.
 
 No registry is reachable here, so the base image is made locally (debootstrap, then
-`podman import`) and passed as BASE_IMAGE and NGINX_BASE_IMAGE; tests/deploy/containers.conf
-holds the podman settings these machines need; tests/deploy/compose.e2e.yaml puts every
-service on the host's network with loopback high ports.
+`podman import`) and passed as BASE_IMAGE and NGINX_BASE_IMAGE (the PostgreSQL image builds on
+it too, apt reaching Debian's mirror); tests/deploy/containers.conf holds the podman settings
+these machines need; tests/deploy/compose.e2e.yaml puts every service on the host's network
+with loopback high ports, one port per API replica.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,16 +43,31 @@ pytestmark = [
 BASE_IMAGE = "localhost/apiclub-e2e-base:bookworm"
 API_IMAGE = "localhost/apiclub-e2e:latest"
 NGINX_IMAGE = "localhost/apiclub-e2e-nginx:latest"
+POSTGRES_IMAGE = "localhost/apiclub-e2e-postgres:latest"
 BASE_PACKAGES = "python3,python3-venv,ca-certificates"
 CONTAINERS_CONF = REPO / "tests/deploy/containers.conf"
 OVERRIDE = REPO / "tests/deploy/compose.e2e.yaml"
 READY_TIMEOUT = 90.0
+STOP_TIMEOUT = 180.0
+"""For `down`: PostgreSQL's stop grace period is 60 s, the API's 30 s (compose.yaml)."""
+PROFILES = ("--profile", "direct", "--profile", "nginx", "--profile", "scale")
+"""Every service of every mode: what a failure's logs and the teardown cover."""
 
 
 def podman_env() -> dict[str, str]:
     """This environment with our podman settings, and none of the variables compose would
     prefer to the test's .env (the shell wins over .env in compose)."""
-    leaks = ("APICLUB_", "NGINX_", "COMPOSE_", "HTTPS_PORT", "HTTP_PORT", "PUBLISH_ADDRESS")
+    leaks = (
+        "APICLUB_",
+        "NGINX_",
+        "POSTGRES_",
+        "COMPOSE_",
+        "E2E_",
+        "API_REPLICAS",
+        "HTTPS_PORT",
+        "HTTP_PORT",
+        "PUBLISH_ADDRESS",
+    )
     env = {key: value for key, value in os.environ.items() if not key.startswith(leaks)}
     return {**env, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
 
@@ -107,10 +125,11 @@ def images() -> Images:
             f"NGINX_BASE_IMAGE={BASE_IMAGE}",
             f"APICLUB_IMAGE={API_IMAGE}",
             f"NGINX_IMAGE={NGINX_IMAGE}",
+            f"POSTGRES_IMAGE={POSTGRES_IMAGE}",
             cwd=REPO,
         )
         built.seconds[f"make image ({attempt})"] = time.monotonic() - started
-    for image in (API_IMAGE, NGINX_IMAGE):
+    for image in (API_IMAGE, NGINX_IMAGE, POSTGRES_IMAGE):
         built.sizes[image] = run(
             "podman", "image", "inspect", "--format", "{{.Size}}", image
         ).stdout.strip()
@@ -150,13 +169,22 @@ def make_base_image() -> None:
 
 @dataclass
 class Project:
-    """One compose project (its own name, volume and ports) driven by podman-compose."""
+    """One compose project (its own name, volumes and ports) driven by podman-compose."""
 
     name: str
     directory: Path
     https_port: int
     http_port: int
-    api_port: int
+    api_ports: tuple[int, int]
+    """The API replicas' plain HTTP ports behind nginx (the second one in profile scale)."""
+    postgres_port: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    def write_env(self, **values: str) -> None:
+        """Set `values` in the project's .env (compose reads it at every command)."""
+        self.env.update(values)
+        lines = "".join(f"{key}={value}\n" for key, value in self.env.items())
+        (self.directory / ".env").write_text(lines)
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         compose = shutil.which(
@@ -194,41 +222,91 @@ class Project:
     def get(self, client: httpx.Client, name: str, path: str) -> httpx.Response:
         return client.get(self.url(path), headers={"host": name}, extensions={"sni_hostname": name})
 
-    def wait_ready(self, name: str = DOMAINS[0]) -> None:
-        """Until GET / answers 200 over TLS for `name` (certificates exist, API migrated)."""
+    def post(self, client: httpx.Client, name: str, task_name: str) -> httpx.Response:
+        return client.post(
+            self.url("/task/"),
+            json={"name": task_name},
+            headers={"host": name},
+            extensions={"sni_hostname": name},
+        )
+
+    def wait_for(self, what: str, probe: Callable[[], str | None]) -> None:
+        """Until `probe` returns None (ready), else fail with its last problem and the logs."""
         deadline = time.monotonic() + READY_TIMEOUT
         problem = "not started"
         while time.monotonic() < deadline:
-            if (self.volume / "ca/root.pem").exists():
-                try:
-                    with self.client() as client:
-                        response = self.get(client, name, "/")
-                    if response.status_code == 200:
-                        return
-                    problem = f"GET / answered {response.status_code}: {response.text}"
-                except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
-                    problem = repr(exc)
+            try:
+                found = probe()
+            except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
+                found = repr(exc)
+            if found is None:
+                return
+            problem = found
             time.sleep(1)
-        logs = self.compose("--profile", "direct", "--profile", "nginx", "logs", timeout=60)
-        pytest.fail(f"not ready in {READY_TIMEOUT} s: {problem}\n{logs.stdout}\n{logs.stderr}")
+        logs = self.compose(*PROFILES, "logs", timeout=60)
+        pytest.fail(
+            f"{what}: not ready in {READY_TIMEOUT} s: {problem}\n{logs.stdout}\n{logs.stderr}"
+        )
+
+    def wait_ready(self, name: str = DOMAINS[0]) -> None:
+        """Until GET / answers 200 over TLS for `name` (certificates exist, API migrated)."""
+
+        def probe() -> str | None:
+            if not (self.volume / "ca/root.pem").exists():
+                return "no local CA in the data volume yet"
+            with self.client() as client:
+                response = self.get(client, name, "/")
+            return answered(response, 200)
+
+        self.wait_for(f"GET / for {name}", probe)
+
+    def container(self, service: str) -> str:
+        """The name podman-compose gives the service's (first) container."""
+        return f"{self.name}_{service}_1"
+
+
+def answered(response: httpx.Response, status: int) -> str | None:
+    """None when `response` has `status`, else what it was instead."""
+    if response.status_code == status:
+        return None
+    return (
+        f"{response.request.method} {response.url} answered {response.status_code}: {response.text}"
+    )
+
+
+def replica_get(port: int, path: str) -> httpx.Response:
+    """Ask one API replica directly (plain HTTP on loopback, as nginx does)."""
+    return httpx.get(f"http://127.0.0.1:{port}{path}", headers={"host": DOMAINS[0]}, timeout=10)
 
 
 @pytest.fixture
 def project(images: Images, tmp_path: Path) -> Iterator[Project]:
-    https_port, http_port, api_port = free_ports(3)
+    https_port, http_port, api_port, api_port_2, postgres_port = free_ports(5)
     name = f"apiclub-e2e-{os.getpid()}"
-    (tmp_path / ".env").write_text(
-        f"APICLUB_DOMAINS={','.join(DOMAINS)}\n"
-        f"HTTPS_PORT={https_port}\nHTTP_PORT={http_port}\nE2E_API_PORT={api_port}\n"
-        f"APICLUB_IMAGE={API_IMAGE}\nNGINX_IMAGE={NGINX_IMAGE}\n"
+    project = Project(name, tmp_path, https_port, http_port, (api_port, api_port_2), postgres_port)
+    project.write_env(
+        APICLUB_DOMAINS=",".join(DOMAINS),
+        HTTPS_PORT=str(https_port),
+        HTTP_PORT=str(http_port),
+        E2E_API_PORT=str(api_port),
+        E2E_API_PORT_2=str(api_port_2),
+        E2E_POSTGRES_PORT=str(postgres_port),
+        # On the host's network the replicas of one service would share a port: one each.
+        API_REPLICAS="1",
+        E2E_UPSTREAM=f"127.0.0.1:{api_port}",
+        APICLUB_IMAGE=API_IMAGE,
+        NGINX_IMAGE=NGINX_IMAGE,
+        POSTGRES_IMAGE=POSTGRES_IMAGE,
     )
-    project = Project(name, tmp_path, https_port, http_port, api_port)
     try:
         yield project
     finally:
-        project.compose(
-            "--profile", "direct", "--profile", "nginx", "down", "--volumes", timeout=120
-        )
+        project.compose(*PROFILES, "down", "--volumes", timeout=STOP_TIMEOUT)
+        label = f"label=io.podman.compose.project={name}"
+        containers = run("podman", "ps", "--all", "--filter", label, "--format", "{{.Names}}")
+        volumes = run("podman", "volume", "ls", "--filter", label, "--format", "{{.Name}}")
+        assert containers.stdout.split() == [], "left behind by down"
+        assert volumes.stdout.split() == [], "left behind by down --volumes"
 
 
 def write_then_read_after_restart(project: Project, profile: str) -> None:
@@ -236,12 +314,7 @@ def write_then_read_after_restart(project: Project, profile: str) -> None:
     ids = {}
     with project.client() as client:
         for name in DOMAINS:
-            created = client.post(
-                project.url("/task/"),
-                json={"name": f"{profile} via {name}"},
-                headers={"host": name},
-                extensions={"sni_hostname": name},
-            )
+            created = project.post(client, name, f"{profile} via {name}")
             assert created.status_code == 201, created.text
             ids[name] = created.json()["id"]
     project.compose("--profile", profile, "down", timeout=120)
@@ -299,3 +372,114 @@ def test_nginx_mode_on_a_fresh_volume(project: Project) -> None:
     project.compose("--profile", "nginx", "up", "--detach")
     project.wait_ready()
     write_then_read_after_restart(project, "nginx")
+
+
+def use_postgres_and_both_replicas(project: Project) -> None:
+    """The .env of profile scale: a password, the URL the replicas use, both in nginx."""
+    password = secrets.token_urlsafe(16)  # URL-safe, as the image's entrypoint requires
+    project.write_env(
+        POSTGRES_PASSWORD=password,
+        APICLUB_DATABASE_URL=(
+            f"postgresql://apiclub:{password}@127.0.0.1:{project.postgres_port}/apiclub"
+        ),
+        E2E_UPSTREAM=",".join(f"127.0.0.1:{port}" for port in project.api_ports),
+    )
+
+
+def wait_scale_ready(project: Project) -> None:
+    """Each replica answers /db-check on its own port (PostgreSQL is up), then nginx answers.
+
+    In that order: a request through nginx while no replica listens marks both down in that
+    nginx worker (max_fails=1 fail_timeout=10s, per worker), and the worker's next request
+    within 10 s answers 502 "no live upstreams" even though the replicas are up by then.
+    """
+    for port in project.api_ports:
+        project.wait_for(
+            f"replica on port {port}",
+            lambda port=port: answered(replica_get(port, "/db-check"), 200),
+        )
+    project.wait_ready()
+    for service in ("postgres", "api-behind-nginx", "api-behind-nginx-2"):
+        run("podman", "healthcheck", "run", project.container(service))
+
+
+def upstreams_that_served(project: Project, request_line: str) -> set[int]:
+    """The replica ports that nginx's access log shows answering `request_line` with 200."""
+    logs = run("podman", "logs", project.container("nginx"))
+    pattern = re.compile(rf'"{re.escape(request_line)} HTTP/[\d.]+" 200 .* upstream=([\d.:, ]+) \(')
+    served = set()
+    for match in pattern.finditer(logs.stdout + logs.stderr):
+        # With a retry nginx lists every replica tried; the last one answered.
+        served.add(int(match.group(1).split(",")[-1].strip().rsplit(":", 1)[1]))
+    return served
+
+
+def tasks_in_postgres(project: Project) -> list[str]:
+    """The task names in PostgreSQL itself, asked as its superuser over the local socket."""
+    rows = run(
+        "podman",
+        "exec",
+        "--user",
+        "postgres",
+        project.container("postgres"),
+        "psql",
+        "--host=/tmp",
+        "--dbname=apiclub",
+        "--no-align",
+        "--tuples-only",
+        "--command=SELECT name FROM task ORDER BY id",
+    )
+    return rows.stdout.splitlines()
+
+
+def test_scale_mode_balances_replicas_on_postgres_and_survives_losing_one(
+    project: Project,
+) -> None:
+    use_postgres_and_both_replicas(project)
+    project.compose("--profile", "scale", "up", "--detach")
+    wait_scale_ready(project)
+    with project.client() as client:
+        for name in DOMAINS:
+            response = project.get(client, name, "/db-check")
+            assert response.json() == {"results": [1]}
+            assert response.headers["server"] == "nginx"
+        created = project.post(client, DOMAINS[0], "scaled")
+        assert created.status_code == 201, created.text
+        task = created.json()
+        path = f"/task/{task['id']}"
+
+        # Round robin: reading it back enough times reaches both replicas (a replica nginx
+        # saw refuse a connection at start is left alone for 10 s, hence a bound, not a count).
+        def both_served() -> str | None:
+            response = project.get(client, DOMAINS[1], path)
+            assert response.json() == task
+            served = upstreams_that_served(project, f"GET {path}")
+            return None if served == set(project.api_ports) else f"only {served} served"
+
+        project.wait_for("GET through nginx reaching both replicas", both_served)
+    # They share PostgreSQL: each one's own port has the task.
+    for port in project.api_ports:
+        assert replica_get(port, path).json() == task
+    assert replica_get(project.api_ports[0], "/task/999999").status_code == 404
+
+    run("podman", "stop", "--time", "30", project.container("api-behind-nginx-2"))
+    with pytest.raises(httpx.ConnectError):
+        replica_get(project.api_ports[1], "/")
+    written = [task]
+    with project.client() as client:
+        for attempt in range(4):  # enough for round robin to pick the stopped one
+            name = DOMAINS[attempt % 2]
+            created = project.post(client, name, f"one replica down {attempt}")
+            assert created.status_code == 201, created.text
+            written.append(created.json())
+            response = project.get(client, name, f"/task/{written[-1]['id']}")
+            assert response.json() == written[-1]
+
+    project.compose("--profile", "scale", "down", timeout=STOP_TIMEOUT)
+    project.compose("--profile", "scale", "up", "--detach")
+    wait_scale_ready(project)
+    with project.client() as client:
+        for expected in written:
+            response = project.get(client, DOMAINS[0], f"/task/{expected['id']}")
+            assert response.json() == expected
+    assert tasks_in_postgres(project) == [expected["name"] for expected in written]
