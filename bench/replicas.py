@@ -6,9 +6,10 @@
 
 Each shape is the compose `scale` profile on loopback: deploy/nginx's entrypoint as shipped
 (TLS, upstream keep-alive) in front of N `apiclub serve --tls off` processes on one private
-PostgreSQL (Debian's, started as the tests start it: tests/postgres.py), plus a reference row
-with one replica on SQLite. wrk (HTTP/1.1, keep-alive) runs `GET /task/` (a page of 10 and the
-total) and `POST /task/` against nginx for `--seconds` per cell; every process, wrk included,
+PostgreSQL (Debian's, started as the tests start it, tests/postgres.py, but with fsync on as
+SQLite's `synchronous=FULL` is), plus a reference row with one replica on SQLite. wrk
+(HTTP/1.1, keep-alive) runs `GET /task/` (a page of 10 and the total) and `POST /task/`
+against nginx for `--seconds` per cell; every process, wrk included,
 shares this machine's cores, so the table says what N replicas give *on one machine*, not
 what N machines would. Rounds take the shapes in turn (load here drifts); medians are printed.
 """
@@ -96,6 +97,13 @@ def running_shape(shape: Shape, directory: Path) -> Iterator[int]:
             stop(process, sig or signal.SIGTERM)
 
 
+def durable(server: Postgres) -> None:
+    """Turn fsync back on: the tests' server skips it, SQLite's row pays one fsync per commit."""
+    for setting in ("fsync", "full_page_writes", "synchronous_commit"):
+        server.psql(f"ALTER SYSTEM SET {setting} = on")
+    server.psql("SELECT pg_reload_conf()")
+
+
 def seed_postgres(server: Postgres, database: str) -> None:
     """SEED_TASKS tasks in one statement (the count trigger sees them as it sees the API's)."""
     server.psql(SEED_SQL, database=database)
@@ -132,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     results: dict[str, list[dict[str, Sample]]] = {}
     with running_postgres() as server, tempfile.TemporaryDirectory() as scratch:
+        durable(server)
         shapes = [Shape(1, None)]
         for count in args.replicas:
             name = f"replicas_{count}"
