@@ -21,7 +21,7 @@ comma := ,
 
 .PHONY: help install dev prod migrate lint fmt typecheck test clean \
 	image image-api image-nginx image-postgres up up-nginx up-scale rolling-restart down \
-	test-containers bench bench-scale
+	test-containers bench bench-scale bench-replicas
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -94,6 +94,9 @@ bench: install ## Benchmark against the tutorial's stack (needs nginx, wrk, h2lo
 
 bench-scale: install ## API latency at 1k/100k/1M tasks (builds cached DBs under /tmp, ~3 min)
 	$(BIN)/python -m bench.scale_data $(BENCH_ARGS)
+
+bench-replicas: install ## Throughput through nginx with 1, 2, 4 replicas on PostgreSQL (~5 min)
+	$(BIN)/python -m bench.replicas $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment and caches (keeps ./data)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
