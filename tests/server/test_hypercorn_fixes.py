@@ -3,20 +3,27 @@
 A race over sockets cannot be staged deterministically, so these drive the real protocol
 classes with the bytes a client sends and collect the events they hand to the connection
 (Hypercorn's own protocol tests do the same); `tests/reliability/test_h2_abuse.py` runs the
-race for real under a burst.
+race for real under a burst. The cut of silent TLS clients at the end of a stop runs over
+real sockets (`tests/reliability/test_stop_deadline.py` runs it through the CLI).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import h2.config
 import h2.connection
 import h2.events
 import pytest
+import trustme
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.asyncio.task_group import TaskGroup
 from hypercorn.asyncio.worker_context import WorkerContext
@@ -26,7 +33,11 @@ from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import ConnectionState
 
-from apiclub.server.hypercorn_fixes import apply_hypercorn_fixes
+from apiclub.server.hypercorn_fixes import _socket_transport, apply_hypercorn_fixes
+from apiclub.server.launcher import STOP_MARGIN, Server
+from apiclub.server.sockets import bind_socket
+from apiclub.settings import Settings
+from tests.server.conftest import running_server
 
 pytestmark = pytest.mark.anyio
 
@@ -185,3 +196,100 @@ async def test_an_h2_request_read_before_the_stops_goaway_is_dropped_not_a_crash
     assert any(
         isinstance(e, h2.events.ConnectionTerminated) for e in client_events(client, connection)
     )
+
+
+class LifespanApp:
+    """Answers lifespan events and records the shutdown, as the API's database close would."""
+
+    def __init__(self) -> None:
+        self.shut_down = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            return
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        self.shut_down = True
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def silent_tls_client(port: int, context: ssl.SSLContext) -> ssl.SSLSocket:
+    """A verified TLS connection that then neither reads nor writes (no close_notify back)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return context.wrap_socket(raw, server_hostname="localhost")
+
+
+async def test_a_stop_cuts_silent_tls_clients_and_still_runs_the_lifespan_shutdown(
+    files_settings: Settings, trust_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = LifespanApp()
+    settings = replace(files_settings, http_port=0, grace_period=0.5)
+    server = Server(settings, app=app, api_socket=bind_socket("127.0.0.1", 0, option="test"))
+    clients = []
+    try:
+        # The block's end stops the server and re-raises whatever `serve()` raised.
+        async with running_server(server):
+            for _ in range(3):
+                clients.append(
+                    await asyncio.to_thread(silent_tls_client, server.api_port, trust_context)
+                )
+    finally:
+        for client in clients:
+            client.close()
+    assert app.shut_down
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    deadline = settings.grace_period + STOP_MARGIN
+    assert warnings == [f"3 connection(s) still open {deadline:.0f} s after the stop; cut"]
+
+
+@asynccontextmanager
+async def closed_twice_under_a_silent_client(
+    trust_ca: trustme.CA, trust_context: ssl.SSLContext
+) -> AsyncIterator[tuple[asyncio.StreamWriter, asyncio.WriteTransport]]:
+    """A server-side TLS stream closed twice, as Hypercorn does, whose client stays silent.
+
+    Yields the stream and the TCP transport under it, found before the closes (as the
+    patched `TCPServer.run` finds it).
+    """
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trust_ca.issue_cert("localhost").configure_cert(server_context)
+    accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put(writer)
+
+    listener = await asyncio.start_server(accept, "127.0.0.1", 0, ssl=server_context)
+    port = listener.sockets[0].getsockname()[1]
+    client = await asyncio.to_thread(silent_tls_client, port, trust_context)
+    writer = await accepted.get()
+    tcp = _socket_transport(writer.transport)
+    try:
+        writer.close()  # TCPServer._initiate_server_close
+        writer.close()  # TCPServer._close
+        yield writer, tcp
+    finally:
+        client.close()
+        listener.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def test_cutting_the_tcp_transport_under_tls_ends_the_wait_for_close_notify(
+    trust_ca: trustme.CA, trust_context: ssl.SSLContext
+) -> None:
+    async with closed_twice_under_a_silent_client(trust_ca, trust_context) as (writer, tcp):
+        assert tcp is not writer.transport
+        tcp.abort()
+        await writer.wait_closed()  # without the cut: asyncio's 30 s SSL_SHUTDOWN_TIMEOUT
+        assert tcp.is_closing()
+
+
+async def test_after_two_closes_the_tls_transports_own_abort_cuts_nothing(
+    trust_ca: trustme.CA, trust_context: ssl.SSLContext
+) -> None:
+    # The premise of `_socket_transport` (CPython gh-98539). If this starts failing, CPython
+    # fixed it and `abort_connections` may call `writer.transport.abort()` again.
+    async with closed_twice_under_a_silent_client(trust_ca, trust_context) as (writer, tcp):
+        writer.transport.abort()
+        assert not tcp.is_closing()
+        tcp.abort()  # so that the block's end does not wait 30 s

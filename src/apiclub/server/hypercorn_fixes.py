@@ -7,7 +7,8 @@ patch names the bug it works around and is idempotent.
 - `TCPServer.protocol_send` turns a write to a vanished TLS transport into a traceback.
 - A request arriving as an idle keep-alive connection is closed is run but never answered.
 - HTTP/2: a request arriving after the stop's GOAWAY crashes the stop.
-- A TLS close can wait 30 s for the client: `abort_connections` cuts them at a deadline.
+- A TLS close can wait 30 s for the client, and the TLS transport's `abort()` stops working
+  after Hypercorn's second `close()`: `abort_connections` cuts the TCP transport under it.
 """
 
 from __future__ import annotations
@@ -215,19 +216,32 @@ def _unless_closed(protocol: Any, events: list[h2.events.Event]) -> Iterator[h2.
 
 
 _PATCHED_RUN = "_apiclub_tracks_connections"
+_SOCKET_TRANSPORT = "_apiclub_socket_transport"
+_TASK = "_apiclub_task"
 _open_connections: set[Any] = set()
 
 
 def track_connections() -> None:
-    """Keep a set of open connections so that `abort_connections` can cut them; idempotent."""
+    """Keep a set of open connections so that a stop can cut them; idempotent.
+
+    Each remembers its TCP transport and its task, for `abort_connections` and
+    `cancel_connections`. A connection cancelled once the stop began (Hypercorn's graceful
+    timeout, or ours) ends normally: on Python 3.11 a cancelled `start_server` task makes
+    asyncio log a traceback per connection (CPython gh-113538, fixed in 3.12).
+    """
     if getattr(TCPServer, _PATCHED_RUN, False):
         return
     original = TCPServer.run
 
     async def run(self: Any) -> None:
+        setattr(self, _SOCKET_TRANSPORT, _socket_transport(self.writer.transport))
+        setattr(self, _TASK, asyncio.current_task())
         _open_connections.add(self)
         try:
             await original(self)
+        except asyncio.CancelledError:
+            if not self.context.terminated.is_set():
+                raise
         finally:
             _open_connections.discard(self)
 
@@ -235,15 +249,51 @@ def track_connections() -> None:
     setattr(TCPServer, _PATCHED_RUN, True)
 
 
+def _socket_transport(transport: asyncio.WriteTransport) -> asyncio.WriteTransport:
+    """The TCP transport under asyncio's TLS transport (or `transport` itself, without TLS).
+
+    Hypercorn closes a connection's writer twice (`_initiate_server_close`, then `_close`);
+    the second `close()` of a TLS transport drops its link to the TLS protocol (CPython
+    gh-98539), after which its `abort()` does nothing and even `get_extra_info` fails. Only
+    the TCP transport under it, kept from the start, can still be cut.
+    """
+    ssl_protocol = getattr(transport, "_ssl_protocol", None)
+    tcp: asyncio.WriteTransport | None = getattr(ssl_protocol, "_transport", None)
+    return tcp if tcp is not None else transport
+
+
+def _connections_of(config: Config) -> list[Any]:
+    return [server for server in _open_connections if server.config is config]
+
+
 def abort_connections(config: Config) -> int:
-    """Cut (TCP reset) every connection still open on the listener of `config`; how many.
+    """Cut (close the TCP socket of) every connection still open on the listener of `config`.
 
     A TLS close waits for the client's close_notify for up to 30 s (asyncio's
     `SSL_SHUTDOWN_TIMEOUT`), and a connection cancelled at Hypercorn's graceful timeout waits
-    for it again in its `finally`: an idle client that never answers holds the process past
-    any stop timeout. Called once the grace period is over, when nothing is left to answer.
+    for it again in its `finally` (`TCPServer._close` awaits `wait_closed()`): an idle client
+    that never answers holds the process past any stop timeout. Closing the TCP transport
+    reports the connection lost at once, which ends that wait. Called once the grace period
+    is over, when nothing is left to answer.
+
+    Returns:
+        How many connections were cut.
     """
-    doomed = [server for server in _open_connections if server.config is config]
+    doomed = _connections_of(config)
     for server in doomed:
-        server.writer.transport.abort()
+        getattr(server, _SOCKET_TRANSPORT).abort()
+    return len(doomed)
+
+
+def cancel_connections(config: Config) -> int:
+    """Cancel the task of every connection still open on the listener of `config`; how many.
+
+    The fallback when cutting did not end a connection. Hypercorn's stop waits for these
+    tasks inside `asyncio.wait_for`, so they are cancelled, never the listener: a cancel
+    landing there leaves Hypercorn reading the result of an unfinished `gather`
+    (`InvalidStateError: Exception is not set.`, exit 1).
+    """
+    doomed = _connections_of(config)
+    for server in doomed:
+        getattr(server, _TASK).cancel()
     return len(doomed)

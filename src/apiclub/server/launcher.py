@@ -22,7 +22,11 @@ from apiclub.server.asgi import ASGIApp
 from apiclub.server.config import ListenerConfig, create_listener_config
 from apiclub.server.hosts import HostCheckMiddleware
 from apiclub.server.hsts import HstsMiddleware, hsts_hosts
-from apiclub.server.hypercorn_fixes import abort_connections, apply_hypercorn_fixes
+from apiclub.server.hypercorn_fixes import (
+    abort_connections,
+    apply_hypercorn_fixes,
+    cancel_connections,
+)
 from apiclub.server.lifespan import LifespanWatch
 from apiclub.server.proxy import ProxyHeadersMiddleware
 from apiclub.server.redirect import ChallengeMiddleware, RedirectApp
@@ -35,7 +39,7 @@ logger = logging.getLogger("apiclub.server")
 STOP_MARGIN = 5.0
 """Seconds past the grace period before remaining connections are cut (TLS close can hang)."""
 ABORT_WAIT = 2.0
-"""Seconds the listeners get to finish once their connections are cut, before being cancelled."""
+"""Seconds the listeners get to finish after each fallback (connections cut, then cancelled)."""
 
 ShutdownTrigger = Callable[[], Awaitable[object]]
 
@@ -236,12 +240,18 @@ async def _finish(
     """Wait for the listeners to drain, then cut whatever still hangs (idle TLS closes).
 
     Connections are cut first, so that Hypercorn's own stop completes (the app's lifespan
-    shutdown closes the database); a listener is cancelled only if even that does not help.
+    shutdown closes the database); a connection the cut did not end is cancelled. A listener
+    is cancelled only if even that does not help: cancelling it while Hypercorn waits for its
+    connections makes Hypercorn's stop crash (`hypercorn_fixes.cancel_connections`).
     """
     _, pending = await asyncio.wait(tasks, timeout=timeout)
-    if pending:
-        cut = sum(abort_connections(config) for config in configs)
+    if not pending:
+        return
+    if cut := sum(abort_connections(config) for config in configs):
         logger.warning("%d connection(s) still open %.0f s after the stop; cut", cut, timeout)
+    _, pending = await asyncio.wait(pending, timeout=ABORT_WAIT)
+    if pending and (cancelled := sum(cancel_connections(config) for config in configs)):
+        logger.warning("%d connection(s) still open after the cut; cancelled", cancelled)
         _, pending = await asyncio.wait(pending, timeout=ABORT_WAIT)
     for task in pending:
         logger.warning(
