@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,6 +42,9 @@ async def serving(settings: Settings, *, redirect: bool = True) -> AsyncIterator
     """Run `Server.serve` on port-0 sockets until the block ends, then stop it gracefully."""
     api_socket = bind_socket("127.0.0.1", 0, option="test")
     redirect_socket = bind_socket("127.0.0.1", 0, option="test") if redirect else None
+    if not redirect:
+        # Otherwise Server binds settings.http_port itself (8080 by default): a fixed port.
+        settings = dataclasses.replace(settings, http_port=0)
     server = Server(settings, api_socket=api_socket, redirect_socket=redirect_socket)
     async with running_server(server) as running:
         yield running
