@@ -86,7 +86,7 @@ rolling-restart: ## Restart the API replicas one at a time, each healthy before 
 down: ## Stop whichever mode runs (the data volume stays)
 	$(COMPOSE) --profile direct --profile nginx --profile scale down
 
-test-containers: install ## Build the images, run both compose modes with podman (slow; root)
+test-containers: install ## Build the images, run the three compose modes (direct, nginx, scale) with podman (slow; root)
 	APICLUB_TEST_CONTAINERS=1 $(BIN)/pytest -m slow tests/deploy
 
 bench: install ## Benchmark against the tutorial's stack (needs nginx, wrk, h2load); BENCH_ARGS=--quick
