@@ -43,7 +43,7 @@ and apiclub.settings/errors: nothing of Litestar or Hypercorn.
 
 from __future__ import annotations
 
-from apiclub.tls.acme_client import AcmeError
+from apiclub.tls.acme_basics import AcmeError
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.certstore import list_stored
 from apiclub.tls.challenges import ChallengeStore

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from acme import challenges, client, errors, messages
 from cryptography import x509
@@ -30,6 +29,9 @@ from josepy import errors as jose_errors
 from josepy import jwa, jwk
 
 from apiclub.errors import CertificateError
+from apiclub.tls.acme_basics import POLL_INTERVAL as POLL_INTERVAL  # re-exported
+from apiclub.tls.acme_basics import AcmeError as AcmeError  # re-exported
+from apiclub.tls.acme_basics import directory_id as directory_id  # re-exported
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.challenges import ChallengeStore
 from apiclub.tls.local_ca import san_entries
@@ -38,7 +40,6 @@ from apiclub.tls.storage import Storage
 logger = logging.getLogger("apiclub.tls.acme")
 
 ORDER_TIMEOUT = timedelta(seconds=90)
-POLL_INTERVAL = timedelta(seconds=1)
 FIRST_POLL = 0.25
 NETWORK_TIMEOUT_SECONDS = 30
 USER_AGENT = "apiclub (acme-python)"
@@ -46,20 +47,6 @@ USER_AGENT = "apiclub (acme-python)"
 CONNECTION_PROBLEM = "apiclub:connection"
 CLIENT_PROBLEM = "apiclub:client"
 HTTP_PROBLEM = "apiclub:http"
-
-
-class AcmeError(CertificateError):
-    """The ACME server refused or could not be reached; says why and when to try again."""
-
-    def __init__(self, what: str, problem_type: str, detail: str, retry_after: float | None):
-        wait = ""
-        if retry_after:  # the operator running `apiclub certs ...` should know too
-            wait = f"; the server asks to wait {timedelta(seconds=round(retry_after))} first"
-        super().__init__(f"{what}: {problem_type}: {detail}{wait}")
-        self.problem_type = problem_type
-        self.detail = detail
-        self.retry_after = retry_after
-        """Seconds the server asked us to wait (Retry-After), or None."""
 
 
 class _Network(client.ClientNetwork):
@@ -79,15 +66,6 @@ class _Network(client.ClientNetwork):
     def forget(self) -> None:
         """Start a new call: what earlier answers said no longer applies."""
         self.retry_after = self.status = None
-
-
-def directory_id(url: str) -> str:
-    """A file-name-safe id of a directory URL (certmagic's issuer key), e.g.
-    `acme-v02.api.letsencrypt.org-directory`: certificates of staging and production never mix.
-    """
-    parts = urlsplit(url)
-    raw = f"{parts.netloc}{parts.path}".replace(":", "-").replace("/", "-")
-    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in raw).strip("-.") or "acme"
 
 
 class AcmeClient:

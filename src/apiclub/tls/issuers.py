@@ -11,13 +11,16 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from apiclub.tls.acme_client import POLL_INTERVAL, AcmeClient, directory_id
+from apiclub.tls.acme_basics import POLL_INTERVAL, directory_id
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.challenges import ChallengeLookup, ChallengeStore
 from apiclub.tls.local_ca import LocalCA
 from apiclub.tls.storage import Storage
+
+if TYPE_CHECKING:
+    from apiclub.tls.acme_client import AcmeClient
 
 Http01Listener = Callable[[ChallengeLookup], contextlib.AbstractContextManager[object]]
 """Answers HTTP-01 on port 80 for the duration of one order (the CLI's stand-alone responder)."""
@@ -101,6 +104,9 @@ class AcmeIssuer:
         with self._guard:
             try:
                 if self._client is None:
+                    # Imported at the first order: `acme` costs ~0.1 s of every cold start.
+                    from apiclub.tls.acme_client import AcmeClient
+
                     self._client = AcmeClient.connect(
                         self.storage, self.directory, email=self.email, ca_bundle=self.ca_bundle
                     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from apiclub.errors import CertificateError, StorageError
-from apiclub.tls.acme_client import AcmeError
+from apiclub.tls.acme_basics import AcmeError
 from apiclub.tls.certified import DAYS, MINUTES, CertifiedKey
 from apiclub.tls.certstore import CertStore, Stamp
 from apiclub.tls.issuers import Issuer, LocalIssuer

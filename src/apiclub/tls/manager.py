@@ -25,7 +25,7 @@ from cryptography import x509
 
 from apiclub.errors import CertificateError, ConfigError
 from apiclub.settings import Settings, TlsMode
-from apiclub.tls.acme_client import POLL_INTERVAL
+from apiclub.tls.acme_basics import POLL_INTERVAL
 from apiclub.tls.cache import CertCache
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.certstore import CertStore
