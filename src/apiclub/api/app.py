@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins import PluginProtocol
+from litestar.plugins.core import MsgspecDIPlugin
 
 from apiclub import __version__
 from apiclub.api.errors import create_exception_handlers
@@ -14,6 +16,19 @@ from apiclub.api.status import check_database, read_status
 from apiclub.api.tasks import TaskController
 from apiclub.db import Database, close_database, open_database
 from apiclub.settings import Settings
+
+
+class _Api(Litestar):
+    """Litestar without the pydantic and attrs plugins it adds whenever those import.
+
+    Piccolo depends on pydantic, so Litestar found it and imported pydantic and its plugins at
+    every start: ~0.1 s of a cold start (issue #5). This API's types are msgspec Structs only.
+    """
+
+    @staticmethod
+    def _get_default_plugins(plugins: list[PluginProtocol]) -> list[PluginProtocol]:
+        # Litestar 2.x's own list minus pydantic and attrs (litestar/app.py); pinned <3.
+        return [*plugins, MsgspecDIPlugin()]
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -38,7 +53,7 @@ def create_app(settings: Settings) -> Litestar:
         while opened:
             await close_database(opened.pop())
 
-    return Litestar(
+    return _Api(
         route_handlers=[read_status, check_database, TaskController],
         on_startup=[start_database],
         on_shutdown=[stop_database],

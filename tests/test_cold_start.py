@@ -1,0 +1,51 @@
+"""What `apiclub serve` imports before its first answer (issue #5: imports were 80% of a start)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+NOT_ON_THE_DEFAULT_PATH = ("acme", "josepy", "requests", "pydantic", "attrs")
+"""ACME's client stack (local names never need it); pydantic and attrs (the API is msgspec)."""
+
+PROBE = """
+import json, sys
+{setup}
+print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))
+"""
+
+SERVE_PATH = """
+import apiclub.cli, apiclub.server.launcher, apiclub.server.run
+from apiclub.api import create_app
+from apiclub.settings import Settings
+create_app(Settings.from_env({}))
+"""
+
+
+def imported(setup: str) -> list[str]:
+    """Which of NOT_ON_THE_DEFAULT_PATH a fresh interpreter holds after running `setup`."""
+    script = PROBE.format(setup=setup, modules=NOT_ON_THE_DEFAULT_PATH)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found: list[str] = json.loads(result.stdout)
+    return found
+
+
+def test_the_serve_path_imports_neither_acme_nor_pydantic() -> None:
+    assert imported(SERVE_PATH) == []
+
+
+def test_the_probe_sees_them_once_they_are_used() -> None:
+    setup = "import apiclub.tls.acme_client, litestar.plugins.pydantic, litestar.plugins.attrs"
+    assert imported(setup) == sorted(NOT_ON_THE_DEFAULT_PATH)
