@@ -330,11 +330,6 @@ def wait_refusing(port: int) -> None:
     pytest.fail(f"replica on {port} still accepts connections {STOP_TIMEOUT} s after SIGTERM")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="at SIGTERM the server closes idle keep-alive connections at once, so a POST that "
-    "nginx sends on one in that instant becomes a 502 (docs/scaling.md, 'Rolling restarts')",
-)
 def test_a_keep_alive_connection_idle_at_sigterm_still_gets_its_next_request_answered(
     tmp_path: Path, postgres_url: str
 ) -> None:

@@ -131,7 +131,9 @@ def close_idle_connections_safely() -> None:
     As nginx does, an HTTP/1.1 request whose head completes after that, or after the stop
     began, is not started: the connection closes without a byte, so the client may safely
     retry. A request already started finishes, and at a stop its answer says
-    `Connection: close` (RFC 9112 9.6; hyperium/hyper#3725 does the same).
+    `Connection: close` (RFC 9112 9.6; hyperium/hyper#3725 does the same). Behind a proxy
+    (plain HTTP/1.1) a stop drains instead: idle connections stay open for the keep-alive
+    timeout and requests on them are answered, with `Connection: close` (`_drains_at_stop`).
     """
     if getattr(TCPServer, _PATCHED_IDLE, False):
         return
@@ -139,9 +141,15 @@ def close_idle_connections_safely() -> None:
     original_stream_send = H11Protocol.stream_send
 
     async def idle_timeout(self: Any) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.context.terminated.wait(), self.config.keep_alive_timeout)
         protocol = self.protocol.protocol
+        # Behind a proxy (plain HTTP/1.1) drain instead of closing at the stop: see
+        # `_drains_at_stop`. The proxy closes its idle upstream connections first (nginx
+        # `keepalive_timeout 4s` in deploy/nginx, under our 5 s).
+        stopping = (
+            asyncio.Event().wait() if _drains_at_stop(protocol) else self.context.terminated.wait()
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping, self.config.keep_alive_timeout)
         # A cancellation `wait_for` swallowed still counts (3.11 `Task.cancelling`).
         if asyncio.current_task().cancelling() or _has_request(protocol):  # type: ignore[union-attr]
             return
@@ -149,7 +157,8 @@ def close_idle_connections_safely() -> None:
         await asyncio.shield(self._initiate_server_close())
 
     async def create_stream(self: Any, request: h11.Request) -> None:
-        if getattr(self, _CLOSING, False) or self.context.terminated.is_set():
+        stopped = self.context.terminated.is_set() and not _drains_at_stop(self)
+        if getattr(self, _CLOSING, False) or stopped:
             logger.debug("%s: request arrived as the connection closed; not started", self.client)
             await self.send(Closed())
             return
@@ -171,6 +180,17 @@ def close_idle_connections_safely() -> None:
     H11Protocol._create_stream = create_stream  # type: ignore[method-assign]
     H11Protocol.stream_send = stream_send  # type: ignore[method-assign]
     setattr(TCPServer, _PATCHED_IDLE, True)
+
+
+def _drains_at_stop(protocol: Any) -> bool:
+    """Whether a stop keeps this idle connection open for its keep-alive timeout.
+
+    Only plain HTTP/1.1, the upstream side of a proxy (`APICLUB_TLS=off`): nginx does not
+    resend a POST it has sent on an idle upstream connection that we close in that instant
+    (a 502 for its client, seen in a rolling restart). Draining answers what arrives, with
+    `Connection: close`. HTTP/2 says GOAWAY instead; direct TLS clients get the prompt close.
+    """
+    return isinstance(protocol, H11Protocol) and not protocol.ssl
 
 
 def _has_request(protocol: Any) -> bool:
