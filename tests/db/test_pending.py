@@ -46,16 +46,11 @@ print(json.dumps({{"machinery": "{MACHINERY}" in sys.modules}}))
 
 def open_in_new_process(*env: str) -> bool:
     """Whether opening the database imported Piccolo's migration machinery."""
-    result = subprocess.run(
-        [sys.executable, "-c", OPEN_SCRIPT, *env],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    # The child's stderr reaches pytest's captured output if it fails.
+    out = subprocess.check_output(
+        [sys.executable, "-c", OPEN_SCRIPT, *env], cwd=REPO, text=True, timeout=60
     )
-    assert result.returncode == 0, result.stderr
-    machinery: bool = json.loads(result.stdout)["machinery"]
+    machinery: bool = json.loads(out)["machinery"]
     return machinery
 
 
