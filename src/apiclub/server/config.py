@@ -14,9 +14,8 @@ import ssl
 from hypercorn.config import Config, Sockets
 
 from apiclub.server.access_log import AccessLogger
-from apiclub.server.h2_limits import limit_h2_streams
 from apiclub.server.h11_coalesce import coalesce_h11_head_and_body
-from apiclub.server.hypercorn_fixes import tolerate_writes_after_connection_lost
+from apiclub.server.hypercorn_fixes import apply_hypercorn_fixes
 from apiclub.server.sockets import BACKLOG
 from apiclub.server.tls_buffers import shrink_tls_read_buffers
 from apiclub.settings import Settings
@@ -91,9 +90,10 @@ def create_listener_config(
     config.h11_max_incomplete_size = MAX_REQUEST_HEAD
     config.h2_max_concurrent_streams = H2_MAX_STREAMS
     config.keep_alive_max_requests = MAX_REQUESTS_PER_CONNECTION
-    # Hypercorn enforces that limit only between reads; make it exact (h2_limits.py).
-    limit_h2_streams()
-    tolerate_writes_after_connection_lost()
+    # Hypercorn enforces the stream limit only between reads (h2_limits.py), and loses or
+    # crashes on requests at a stop (hypercorn_fixes.py): all its patches, in their order,
+    # before the performance ones that wrap the same methods.
+    apply_hypercorn_fixes()
     shrink_tls_read_buffers()
     coalesce_h11_head_and_body()
     return config
