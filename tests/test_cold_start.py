@@ -9,8 +9,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-NOT_ON_THE_DEFAULT_PATH = ("acme", "josepy", "requests", "pydantic", "attrs")
-"""ACME's client stack (local names never need it); pydantic and attrs (the API is msgspec)."""
+NOT_ON_THE_DEFAULT_PATH = (
+    "acme",
+    "josepy",
+    "requests",
+    "pydantic",
+    "attrs",
+    "black",
+    "piccolo.conf.apps",
+)
+"""ACME's client stack (local names never need it); pydantic and attrs (the API is msgspec);
+Piccolo's migration machinery and black (only a pending migration needs them)."""
 
 PROBE = """
 import json, sys
@@ -47,5 +56,8 @@ def test_the_serve_path_imports_neither_acme_nor_pydantic() -> None:
 
 
 def test_the_probe_sees_them_once_they_are_used() -> None:
-    setup = "import apiclub.tls.acme_client, litestar.plugins.pydantic, litestar.plugins.attrs"
+    setup = (
+        "import apiclub.tls.acme_client, litestar.plugins.pydantic, litestar.plugins.attrs, "
+        "black, piccolo.conf.apps"
+    )
     assert imported(setup) == sorted(NOT_ON_THE_DEFAULT_PATH)
