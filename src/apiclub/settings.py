@@ -1,92 +1,62 @@
 """One frozen settings object, built from environment variables (CLI flags are merged in first).
 
 Nothing here reads the environment by itself: callers pass a mapping, so tests and the CLI
-decide what counts. Every error names the variable, the bad value and what would be accepted.
+decide what counts. The values each setting takes, and their parsers, live in
+`setting_values`; this module assembles them and checks how they fit together.
 """
 
 from __future__ import annotations
 
-import enum
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 from apiclub.errors import ConfigError
+from apiclub.setting_values import (
+    DEFAULT_DOMAINS,
+    HSTS_MAX_AGE,
+    KIB,
+    LETS_ENCRYPT_DIRECTORY,
+    LETS_ENCRYPT_STAGING_DIRECTORY,
+    MAX_WORKERS,
+    MIB,
+    SECONDS,
+    HstsMode,
+    ProxyNetwork,
+    RateLimit,
+    TlsMode,
+    check_database_url,
+    normalize_name,
+    parse_bool,
+    parse_domains,
+    parse_hsts_mode,
+    parse_int,
+    parse_networks,
+    parse_port,
+    parse_rate_limit,
+    parse_seconds,
+    parse_tls_mode,
+    redact_url,
+)
 
-KIB = 1024
-MIB = 1024 * KIB
-SECONDS = 1.0
-DAYS = 86400  # in whole seconds, as HSTS max-age counts them
-
-# One year, the shorter of the two common advices: hstspreload.org and internet.nl ask for at
-# least a year; Mozilla's generator sends two. HSTS is on by default here while Caddy keeps it
-# off because a browser that noted it cannot be told to forget before max-age runs out.
-HSTS_MAX_AGE = 365 * DAYS
-RATE_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-"""Window lengths in seconds of the units a rate limit may use (those Litestar's limiter has)."""
-
-MAX_WORKERS = 64
-DATABASE_SCHEMES = frozenset({"postgresql", "postgres"})
-"""URL schemes APICLUB_DATABASE_URL accepts (libpq's two spellings)."""
-
-DEFAULT_DOMAINS = ("localhost", "127.0.0.1", "::1")
-LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
-LETS_ENCRYPT_STAGING_DIRECTORY = "https://acme-staging-v02.api.letsencrypt.org/directory"
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-ProxyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-# RFC 1035 2.3.4 / RFC 1123 2.1: labels of letters, digits and hyphens, 63 octets at most.
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-
-
-class TlsMode(enum.StrEnum):
-    """Where the HTTPS listener's certificates come from."""
-
-    AUTO = "auto"
-    """ACME for public DNS names, the local CA for localhost, IPs and private names."""
-    ACME = "acme"
-    """Every configured name from the ACME server (e.g. a private one that certifies them all)."""
-    INTERNAL = "internal"
-    """The project's own local CA, like mkcert, for every configured name."""
-    FILES = "files"
-    """A certificate chain and key that the operator gives."""
-    OFF = "off"
-    """Plain HTTP only, for running behind a TLS-terminating proxy."""
-
-
-class HstsMode(enum.StrEnum):
-    """When HTTPS answers carry Strict-Transport-Security (RFC 6797)."""
-
-    AUTO = "auto"
-    """For public names served with ACME certificates only; never in `files` or `off` mode."""
-    ON = "on"
-    """For every name the HTTPS listener serves (still never on port 80, nor with TLS off)."""
-    OFF = "off"
-    """Never."""
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """At most `requests` requests per `unit` from one client address."""
-
-    requests: int
-    unit: str
-    """One of `RATE_UNITS`: second, minute, hour, day."""
-
-    def __post_init__(self) -> None:
-        if self.requests < 1 or self.unit not in RATE_UNITS:
-            raise _rate_error(str(self))
-
-    @property
-    def window(self) -> int:
-        """The unit's length in seconds."""
-        return RATE_UNITS[self.unit]
-
-    def __str__(self) -> str:
-        return f"{self.requests}/{self.unit}"
+__all__ = [
+    "DEFAULT_DOMAINS",
+    "KIB",
+    "LETS_ENCRYPT_DIRECTORY",
+    "LETS_ENCRYPT_STAGING_DIRECTORY",
+    "MIB",
+    "HstsMode",
+    "ProxyNetwork",
+    "RateLimit",
+    "Settings",
+    "TlsMode",
+    "normalize_name",
+    "parse_bool",
+    "parse_networks",
+    "redact_url",
+]
 
 
 @dataclass(frozen=True)
@@ -189,7 +159,7 @@ class Settings:
                 "one per CPU core is a good start"
             )
         if self.database_url is not None:
-            _check_database_url(self.database_url)
+            check_database_url(self.database_url)
         self._check_acme()
 
     def _check_acme(self) -> None:
@@ -240,7 +210,7 @@ class Settings:
             ("APICLUB_PUBLIC_HTTPS_PORT", "public_https_port"),
         ):
             if (raw := get(key)) is not None:
-                values[name] = _parse_port(key, raw)
+                values[name] = parse_port(key, raw)
         if (raw := get("APICLUB_DOMAINS")) is not None:
             values["domains"] = parse_domains(raw)
         if (raw := get("APICLUB_DATA_DIR")) is not None:
@@ -248,15 +218,15 @@ class Settings:
         if (raw := get("DB_FILE_PATH")) is not None:
             values["db_file"] = Path(raw)
         if (raw := get("APICLUB_TLS")) is not None:
-            values["tls"] = _parse_tls_mode(raw)
+            values["tls"] = parse_tls_mode(raw)
         if (raw := get("APICLUB_CERT_FILE")) is not None:
             values["cert_file"] = Path(raw)
         if (raw := get("APICLUB_KEY_FILE")) is not None:
             values["key_file"] = Path(raw)
         if (raw := get("APICLUB_MAX_BODY_SIZE")) is not None:
-            values["max_body_size"] = _parse_int("APICLUB_MAX_BODY_SIZE", raw)
+            values["max_body_size"] = parse_int("APICLUB_MAX_BODY_SIZE", raw)
         if (raw := get("APICLUB_GRACE_PERIOD")) is not None:
-            values["grace_period"] = _parse_seconds("APICLUB_GRACE_PERIOD", raw)
+            values["grace_period"] = parse_seconds("APICLUB_GRACE_PERIOD", raw)
         if (raw := get("APICLUB_LOG_LEVEL")) is not None:
             values["log_level"] = raw.upper()
         if (raw := get("APICLUB_MANAGE_CERTS")) is not None:
@@ -270,173 +240,15 @@ class Settings:
         if (raw := get("APICLUB_ACME_CA_BUNDLE")) is not None:
             values["acme_ca_bundle"] = Path(raw)
         if (raw := get("APICLUB_ACME_AGREE_TOS")) is not None:
-            values["acme_agree_tos"] = _parse_bool("APICLUB_ACME_AGREE_TOS", raw)
+            values["acme_agree_tos"] = parse_bool("APICLUB_ACME_AGREE_TOS", raw)
         if (raw := get("APICLUB_HSTS")) is not None:
-            values["hsts"] = _parse_hsts_mode(raw)
+            values["hsts"] = parse_hsts_mode(raw)
         if (raw := get("APICLUB_HSTS_MAX_AGE")) is not None:
-            values["hsts_max_age"] = _parse_int("APICLUB_HSTS_MAX_AGE", raw)
+            values["hsts_max_age"] = parse_int("APICLUB_HSTS_MAX_AGE", raw)
         if (raw := get("APICLUB_RATE_LIMIT")) is not None:
             values["rate_limit"] = parse_rate_limit(raw)
         if (raw := get("APICLUB_WORKERS")) is not None:
-            values["workers"] = _parse_int("APICLUB_WORKERS", raw)
+            values["workers"] = parse_int("APICLUB_WORKERS", raw)
         if (raw := get("APICLUB_DATABASE_URL")) is not None:
             values["database_url"] = raw
         return cls(**values)  # type: ignore[arg-type]
-
-
-def parse_bool(key: str, raw: str) -> bool:
-    """`1/true/yes/on` or `0/false/no/off`, any case."""
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(f"{key}={raw!r} is not a yes/no value (1, true, yes, on / 0, false, no, off)")
-
-
-def parse_rate_limit(raw: str) -> RateLimit | None:
-    """Parse `REQUESTS/UNIT` (`100/minute`, `10/second`); `off` means no limit."""
-    text = raw.strip().lower()
-    if text == "off":
-        return None
-    match = re.fullmatch(r"(\d{1,9})\s*/\s*([a-z]+?)s?", text)
-    if match is None or match.group(2) not in RATE_UNITS or int(match.group(1)) < 1:
-        raise _rate_error(raw)
-    return RateLimit(int(match.group(1)), match.group(2))
-
-
-def _rate_error(raw: str) -> ConfigError:
-    return ConfigError(
-        f"APICLUB_RATE_LIMIT={raw!r} is not a rate: give REQUESTS/UNIT with REQUESTS at least 1 "
-        f"and UNIT one of {', '.join(RATE_UNITS)} (e.g. 100/minute), or off for no limit"
-    )
-
-
-def redact_url(url: str) -> str:
-    """`url` with its password replaced by `***`, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
-
-
-def _check_database_url(url: str) -> None:
-    parts = urlsplit(url)
-    if (
-        parts.scheme not in DATABASE_SCHEMES
-        or not parts.hostname
-        or not parts.path.strip("/")
-        or not _has_valid_port(parts)
-    ):
-        raise ConfigError(
-            f"APICLUB_DATABASE_URL={redact_url(url)!r} is not a PostgreSQL URL: give "
-            "postgresql://user:password@host:5432/database (unset it to use SQLite)"
-        )
-
-
-def _has_valid_port(parts: SplitResult) -> bool:
-    try:
-        return parts.port is None or parts.port > 0
-    except ValueError:  # not a number, or out of 0-65535
-        return False
-
-
-def parse_networks(raw: str) -> tuple[ProxyNetwork, ...]:
-    """Parse comma-separated addresses and CIDR networks (`10.0.0.0/8, ::1`)."""
-    networks = []
-    for part in (item.strip() for item in raw.split(",")):
-        if not part:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(part, strict=False))
-        except ValueError:
-            raise ConfigError(
-                f"APICLUB_TRUSTED_PROXIES entry {part!r} is not an IP address or CIDR network "
-                "(e.g. 127.0.0.1 or 10.0.0.0/8)"
-            ) from None
-    return tuple(networks)
-
-
-def parse_domains(raw: str) -> tuple[str, ...]:
-    """Split a comma-separated list of names and normalise each (see `normalize_name`)."""
-    names = [normalize_name(part) for part in raw.split(",") if part.strip()]
-    if not names:
-        raise ConfigError(f"APICLUB_DOMAINS={raw!r} names no domain: give e.g. 'example.com'")
-    return tuple(dict.fromkeys(names))
-
-
-def normalize_name(raw: str) -> str:
-    """Lower-case a DNS name, drop a trailing dot, encode IDN as punycode; canonicalise an IP.
-
-    Raises:
-        ConfigError: the name is neither an IP address nor a valid DNS name.
-    """
-    text = raw.strip().strip("[]")
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        pass
-    name = text.rstrip(".").lower()
-    try:
-        name = name.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise ConfigError(f"domain {raw!r} is not a valid DNS name: {exc}") from None
-    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
-        raise ConfigError(
-            f"domain {raw!r} is not a valid DNS name "
-            "(letters, digits, hyphens and dots, e.g. api.example.com)"
-        )
-    return name
-
-
-def _parse_port(key: str, raw: str) -> int:
-    try:
-        port = int(raw)
-    except ValueError:
-        raise ConfigError(f"{key}={raw!r} is not a port (0-65535)") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"{key}={raw!r} is not a port (0-65535)")
-    return port
-
-
-def _parse_int(key: str, raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{key}={raw!r} is not a whole number") from None
-
-
-def _parse_seconds(key: str, raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{key}={raw!r} is not a number of seconds") from None
-
-
-def _parse_bool(key: str, raw: str) -> bool:
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise ConfigError(
-        f"{key}={raw!r} is not a yes/no value (1, true, yes, on or 0, false, no, off)"
-    )
-
-
-def _parse_hsts_mode(raw: str) -> HstsMode:
-    try:
-        return HstsMode(raw.lower())
-    except ValueError:
-        raise ConfigError(
-            f"APICLUB_HSTS={raw!r} is not one of auto (public ACME names), on (every name), off"
-        ) from None
-
-
-def _parse_tls_mode(raw: str) -> TlsMode:
-    try:
-        return TlsMode(raw.lower())
-    except ValueError:
-        choices = ", ".join(mode.value for mode in TlsMode)
-        raise ConfigError(f"APICLUB_TLS={raw!r} is not one of {choices}") from None
