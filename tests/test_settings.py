@@ -89,7 +89,10 @@ def test_empty_variables_keep_defaults() -> None:
         ({"APICLUB_MAX_BODY_SIZE": "1MB"}, "APICLUB_MAX_BODY_SIZE='1MB' is not a whole number"),
         ({"APICLUB_MAX_BODY_SIZE": "0"}, "APICLUB_MAX_BODY_SIZE=0 must be at least 1"),
         ({"APICLUB_GRACE_PERIOD": "soon"}, "APICLUB_GRACE_PERIOD='soon' is not a number"),
-        ({"APICLUB_GRACE_PERIOD": "-1"}, "APICLUB_GRACE_PERIOD=-1.0 must not be negative"),
+        (
+            {"APICLUB_GRACE_PERIOD": "-1"},
+            "APICLUB_GRACE_PERIOD=-1.0 is not a number of seconds from 0 to 3600",
+        ),
         ({"APICLUB_LOG_LEVEL": "LOUD"}, "APICLUB_LOG_LEVEL='LOUD' is not one of DEBUG"),
         ({"APICLUB_TRUSTED_PROXIES": "nginx"}, "APICLUB_TRUSTED_PROXIES entry 'nginx' is not"),
         ({"APICLUB_HSTS": "yes"}, "APICLUB_HSTS='yes' is not one of auto (public ACME names), on"),
@@ -240,3 +243,43 @@ def test_a_bad_database_url_is_named_without_its_password(url: str) -> None:
 def test_redact_url_leaves_a_url_without_password_alone() -> None:
     assert redact_url("postgresql://app@db/x") == "postgresql://app@db/x"
     assert redact_url("postgres://app:p@ss@db/x") == "postgres://app:***@db/x"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:se#cret@db/app", "postgresql://app:***@db/app"),
+        ("postgresql://app:pa/ss@db/app", "postgresql://app:***@db/app"),
+        ("postgresql://app:p?w@db/app", "postgresql://app:***@db/app"),
+        ("postgresql://app:p@ss@db/app", "postgresql://app:***@db/app"),
+        ("postgresql://app@db/app?password=s3cret", "postgresql://app@db/app?password=***"),
+        (
+            "postgresql://app@db/app?sslmode=require&PASSWORD=s3cret",
+            "postgresql://app@db/app?sslmode=require&PASSWORD=***",
+        ),
+    ],
+)
+def test_redact_url_hides_passwords_that_defeat_url_parsing(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://app:se#cret@db/app", "postgresql://app:pa/ss@db/app"]
+)
+def test_an_unparseable_database_url_error_hides_its_password(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"APICLUB_DATABASE_URL": url})
+    assert "cret" not in str(caught.value) and "pa/ss" not in str(caught.value)
+
+
+def test_a_query_string_password_is_not_in_the_label() -> None:
+    settings = Settings.from_env(
+        {"APICLUB_DATABASE_URL": "postgresql://app@db/app?password=s3cret"}
+    )
+    assert "s3cret" not in settings.database_label
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-1", "1e400", "3601"])
+def test_grace_period_must_be_finite_and_bounded(raw: str) -> None:
+    with pytest.raises(ConfigError, match="APICLUB_GRACE_PERIOD"):
+        Settings.from_env({"APICLUB_GRACE_PERIOD": raw})

@@ -27,7 +27,11 @@ RATE_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 """Window lengths in seconds of the units a rate limit may use (those Litestar's limiter has)."""
 
 MAX_WORKERS = 64
+MAX_GRACE_PERIOD = 3600 * SECONDS
+"""Longest stop a setting may ask for; past it timers overflow (and no stop should take longer)."""
 DATABASE_SCHEMES = frozenset({"postgresql", "postgres"})
+_PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
+"""A password given as a query parameter (libpq's and asyncpg's `?password=`)."""
 """URL schemes APICLUB_DATABASE_URL accepts (libpq's two spellings)."""
 
 DEFAULT_DOMAINS = ("localhost", "127.0.0.1", "::1")
@@ -114,13 +118,20 @@ def _rate_error(raw: str) -> ConfigError:
 
 
 def redact_url(url: str) -> str:
-    """`url` with its password replaced by `***`, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+    """`url` with any password replaced by `***`, for logs and error messages.
+
+    Works on the raw text, not `urlsplit`: a password with an unencoded `#`, `/`, `?` or `@`
+    defeats URL parsing (and such a URL is exactly the one an error message shows). Everything
+    between the user name and the last `@` is hidden, and so is a `password=` query value
+    (libpq and asyncpg accept both forms).
+    """
+    scheme, separator, rest = url.partition("://")
+    if separator:
+        userinfo, at, host_and_rest = rest.rpartition("@")
+        if at and ":" in userinfo:
+            rest = f"{userinfo.partition(':')[0]}:***@{host_and_rest}"
+        url = f"{scheme}://{rest}"
+    return _PASSWORD_PARAMETER.sub(r"\1***", url)
 
 
 def check_database_url(url: str) -> None:

@@ -20,6 +20,7 @@ from apiclub.setting_values import (
     KIB,
     LETS_ENCRYPT_DIRECTORY,
     LETS_ENCRYPT_STAGING_DIRECTORY,
+    MAX_GRACE_PERIOD,
     MAX_WORKERS,
     MIB,
     SECONDS,
@@ -142,8 +143,11 @@ class Settings:
             )
         if self.max_body_size < 1:
             raise ConfigError(f"APICLUB_MAX_BODY_SIZE={self.max_body_size!r} must be at least 1")
-        if self.grace_period < 0:
-            raise ConfigError(f"APICLUB_GRACE_PERIOD={self.grace_period!r} must not be negative")
+        if not 0 <= self.grace_period <= MAX_GRACE_PERIOD:  # also refuses nan
+            raise ConfigError(
+                f"APICLUB_GRACE_PERIOD={self.grace_period!r} is not a number of seconds from 0 "
+                f"to {MAX_GRACE_PERIOD:.0f}"
+            )
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(
                 f"APICLUB_LOG_LEVEL={self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR"

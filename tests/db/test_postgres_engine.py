@@ -90,6 +90,12 @@ async def test_scrub_removes_the_password_in_both_spellings() -> None:
     assert engine.label == "postgresql://app:***@db.example:5433/tasks"
 
 
+async def test_scrub_and_label_hide_a_query_string_password() -> None:
+    engine = Postgres("postgresql://app@db.example/tasks?password=s3cret")
+    assert engine.scrub(OSError("auth with s3cret failed")) == "auth with *** failed"
+    assert "s3cret" not in engine.label
+
+
 async def test_a_command_past_the_timeout_is_cancelled(postgres_url: str) -> None:
     engine = Postgres(postgres_url, command_timeout=0.5 * SECONDS)
     await engine.start()

@@ -22,7 +22,7 @@ import logging
 import time
 from types import TracebackType
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
 from asyncpg import exceptions as pg
@@ -176,8 +176,10 @@ class Postgres(PostgresEngine):
     def scrub(self, exc: BaseException | str) -> str:
         """The text of `exc` with this URL's password replaced by `***`."""
         text = str(exc) or type(exc).__name__
-        password = urlsplit(self.url).password
-        if password:
+        parts = urlsplit(self.url)
+        # In the user info or as a query parameter: libpq and asyncpg accept both.
+        passwords = {parts.password or "", *parse_qs(parts.query).get("password", [])}
+        for password in filter(None, passwords):
             for form in {password, unquote(password)}:
                 text = text.replace(form, "***")
         return text
