@@ -54,3 +54,20 @@ async def test_lines_reach_apiclub_access_at_info_only(
         await logger.access(scope, RESPONSE, 0.1)  # type: ignore[arg-type]
     lines = [r.getMessage() for r in caplog.records if r.name == "apiclub.access"]
     assert lines == ['127.0.0.1:1 "POST /task/ 1.1" 201 42 0.100000s']
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "logged"),
+    [
+        (b"/x%0d%0aforged", "/x%0d%0aforged"),
+        (b"/x\r\nforged\x00\x7f\xc3\xa9", "/x%0D%0Aforged%00%7F%C3%A9"),
+        (b"/task/", "/task/"),
+    ],
+    ids=["encoded-crlf", "raw-controls", "plain"],
+)
+def test_the_path_is_logged_as_sent_with_controls_escaped(
+    logger: AccessLogger, raw_path: bytes, logged: str
+) -> None:
+    # An HTTP/2 :path reaches the scope without h11's check of the request line.
+    scope = http_scope(path="/x\r\nforged", raw_path=raw_path)
+    assert logger.atoms(scope, RESPONSE, 0.1)["r"] == f"GET {logged} 1.1"

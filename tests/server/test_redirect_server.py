@@ -166,6 +166,49 @@ async def test_idle_and_stalled_connections_are_closed(monkeypatch: pytest.Monke
         stalled.close()
 
 
+async def drip(writer: asyncio.StreamWriter, head: bytes, interval: float) -> None:
+    """Write `head` a byte every `interval` seconds, until written or the server closes."""
+    for index in range(len(head)):
+        if writer.is_closing():
+            return
+        writer.write(head[index : index + 1])
+        try:
+            await writer.drain()
+        except ConnectionError:
+            return
+        await asyncio.sleep(interval)
+
+
+async def test_a_head_dripped_faster_than_the_read_timeout_is_still_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every read comes within READ_TIMEOUT of the last, but the head never ends: the head's own
+    # deadline (READ_TIMEOUT from its first byte, nginx's client_header_timeout) closes it.
+    monkeypatch.setattr(redirect_server, "READ_TIMEOUT", 0.5)
+    async with listening() as server:
+        reader, writer = await server.connect()
+        head = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Drip: " + b"a" * 200  # 20 s at 0.1 s
+        dripping = asyncio.create_task(drip(writer, head, 0.1))
+        try:
+            assert await asyncio.wait_for(reader.read(), timeout=30) == b""
+            assert not dripping.done()  # closed while the drip still had bytes to send
+        finally:
+            dripping.cancel()
+            writer.close()
+
+
+async def test_a_dripped_head_complete_within_the_read_timeout_is_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(redirect_server, "READ_TIMEOUT", 10)
+    async with listening() as server:
+        reader, writer = await server.connect()
+        await drip(writer, GET, 0.01)
+        answer = await read_answer(reader)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 301 ") and LOCATION in answer
+
+
 async def test_a_connection_within_its_timeouts_stays_open(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -119,14 +119,14 @@ class RedirectApp:
         authority = f"[{host}]" if ":" in host else host
         if self.https_port != HTTPS_DEFAULT_PORT:
             authority = f"{authority}:{self.https_port}"
-        path = _escape(raw_path)
+        path = percent_escape(raw_path)
         if not path.startswith("/"):
             # An absolute-form target (RFC 9112 3.2.2) keeps its path only: the Location's
             # authority is always the checked Host, never one the client wrote.
             _, _, rest = path.partition("://")
             path = "/" + rest.partition("/")[2] if rest else "/"
         url = f"https://{authority}{path}"
-        return f"{url}?{_escape(query)}" if query else url
+        return f"{url}?{percent_escape(query)}" if query else url
 
 
 def _peer(scope: Scope) -> str:
@@ -134,8 +134,12 @@ def _peer(scope: Scope) -> str:
     return str(client[0]) if client else "unknown peer"
 
 
-def _escape(raw: bytes) -> str:
-    """Percent-encode the bytes a Location header may not carry (RFC 3986 2.1), keep the rest."""
+def percent_escape(raw: bytes) -> str:
+    """Percent-encode the bytes a Location header may not carry (RFC 3986 2.1), keep the rest.
+
+    Also what the access logs write a request's path with: as sent, with no control character
+    that could end a log line and forge the next.
+    """
     return "".join(chr(b) if 0x21 <= b <= 0x7E else f"%{b:02X}" for b in raw)
 
 

@@ -4,8 +4,10 @@ Why not Hypercorn: a 301 needs one parse and one write, but Hypercorn + h11 + an
 cost about a millisecond of Python per request, 0.03x of nginx's `return 301`
 (docs/performance.md). httptools wraps llhttp, Node.js's HTTP/1.1 parser in C, as uvicorn
 does. The limits are the API listener's (config.py): request head, read and keep-alive
-timeouts, requests per connection. A request body (a POST sent to port 80) is read and
-dropped, as nginx's `return` does, up to MAX_DISCARDED_BODY.
+timeouts, requests per connection. A request head must be complete within READ_TIMEOUT of its
+first byte, as nginx's `client_header_timeout`: a timeout restarted by every read would let a
+head dripped a byte at a time hold a connection for days. A request body (a POST sent to
+port 80) is read and dropped, as nginx's `return` does, up to MAX_DISCARDED_BODY.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from apiclub.server.config import (
     READ_TIMEOUT,
 )
 from apiclub.server.hosts import parse_host
-from apiclub.server.redirect import Answer, RedirectApp
+from apiclub.server.redirect import Answer, RedirectApp, percent_escape
 from apiclub.server.sockets import BACKLOG
 
 logger = logging.getLogger("apiclub.redirect")
@@ -57,6 +59,7 @@ class RedirectProtocol(asyncio.Protocol):
         self.in_request = False
         self.reading_head = True
         self.last_read = 0.0
+        self.head_started: float | None = None
         self.head_bytes = 0
         self.body_bytes = 0
         self.url = b""
@@ -89,6 +92,8 @@ class RedirectProtocol(asyncio.Protocol):
         self.last_read = self.loop.time()
         if self.reading_head:
             self.head_bytes += len(data)
+            if self.head_started is None:
+                self._start_head()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -113,6 +118,8 @@ class RedirectProtocol(asyncio.Protocol):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
+        if self.head_started is None:  # a pipelined request, begun in the data just read
+            self._start_head()
         self.in_request = True
         self.url = b""
         self.head_size = 0
@@ -132,6 +139,7 @@ class RedirectProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.reading_head = False
+        self.head_started = None
         self.head_bytes = 0
         if self.closing:
             return
@@ -187,7 +195,7 @@ class RedirectProtocol(asyncio.Protocol):
                 '%s "%s %s %s" %d %d %.6fs',
                 self.peer,
                 method,
-                path,
+                percent_escape(raw_path),  # as sent: a decoded %0d%0a would forge a line
                 self.parser.get_http_version(),
                 answer.status,
                 len(answer.body),
@@ -218,10 +226,20 @@ class RedirectProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def _start_head(self) -> None:
+        """Start the head's clock; wake up by its deadline if the timer is set for later."""
+        self.head_started = self.loop.time()
+        deadline = self.head_started + READ_TIMEOUT
+        if self.timer is not None and self.timer.when() > deadline:
+            self.timer.cancel()
+            self.timer = self.loop.call_at(deadline, self._check_idle)
+
     def _check_idle(self) -> None:
-        """Close a connection idle past its timeout: reading a request, or between requests."""
+        """Close a connection idle past its timeout, or whose head is not complete in time."""
         timeout = READ_TIMEOUT if self.in_request else KEEP_ALIVE_TIMEOUT
         deadline = self.last_read + timeout
+        if self.head_started is not None:
+            deadline = min(deadline, self.head_started + READ_TIMEOUT)
         if self.loop.time() >= deadline:
             self._close()
         elif not self.closing:
