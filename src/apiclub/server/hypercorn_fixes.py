@@ -32,7 +32,7 @@ from hypercorn.protocol.events import Response
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 
-from apiclub.server.h2_limits import limit_h2_streams
+from apiclub.server.h2_limits import _STREAM_EVENTS, limit_h2_streams
 
 logger = logging.getLogger("apiclub.server")
 
@@ -227,12 +227,28 @@ def ignore_h2_requests_after_goaway() -> None:
 
 
 def _unless_closed(protocol: Any, events: list[h2.events.Event]) -> Iterator[h2.events.Event]:
+    """`events` without the requests that arrive once the connection closes, nor their frames.
+
+    A dropped request's DATA, END_STREAM and RST_STREAM in the same read go too: Hypercorn
+    looks its stream up (`self.streams[stream_id]`) and the `KeyError` fails the stop as the
+    `ProtocolError` did. The DATA is still credited to the connection's flow-control window
+    (RFC 9113 6.9.1). Frames of a later read are dropped by h2_limits.py (untracked stream).
+    """
+    dropped: set[int] = set()
     for event in events:
+        if isinstance(event, _STREAM_EVENTS) and event.stream_id in dropped:
+            if isinstance(event, h2.events.DataReceived):
+                protocol.connection.acknowledge_received_data(
+                    event.flow_controlled_length, event.stream_id
+                )
+            continue
         closed = getattr(protocol, _CLOSING, False) or (
             protocol.connection.state_machine.state is ConnectionState.CLOSED
         )
-        if not (closed and isinstance(event, h2.events.RequestReceived)):
-            yield event
+        if closed and isinstance(event, h2.events.RequestReceived):
+            dropped.add(event.stream_id)
+            continue
+        yield event
 
 
 _PATCHED_RUN = "_apiclub_tracks_connections"
