@@ -340,3 +340,54 @@ async def test_after_two_closes_the_tls_transports_own_abort_cuts_nothing(
         writer.transport.abort()
         assert not tcp.is_closing()
         tcp.abort()  # so that the block's end does not wait 30 s
+
+
+class _GoneTlsReader:
+    """A reader whose TLS transport lost its protocol (CPython gh-98539), as in a flood."""
+
+    def at_eof(self) -> bool:
+        return False
+
+    async def read(self, _: int) -> bytes:
+        raise AttributeError("'NoneType' object has no attribute '_resume_reading'")
+
+
+class _Writer:
+    def __init__(self, *, closing: bool) -> None:
+        self.closing = closing
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def handle(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def _read_loop(*, closing: bool) -> tuple[Any, _Recorder]:
+    from hypercorn.asyncio.tcp_server import TCPServer
+
+    apply_hypercorn_fixes()
+    server = TCPServer.__new__(TCPServer)
+    server.reader = _GoneTlsReader()  # type: ignore[assignment]
+    server.writer = _Writer(closing=closing)  # type: ignore[assignment]
+    server.config = Config()
+    recorder = _Recorder()
+    server.protocol = recorder  # type: ignore[assignment]
+    return server, recorder
+
+
+async def test_a_read_from_a_closed_tls_transport_is_a_close() -> None:
+    server, recorder = _read_loop(closing=True)
+    await server._read_data()
+    assert recorder.events == [Closed()]
+
+
+async def test_the_same_error_on_an_open_transport_is_not_hidden() -> None:
+    server, _ = _read_loop(closing=False)
+    with pytest.raises(AttributeError, match="_resume_reading"):
+        await server._read_data()

@@ -4,7 +4,8 @@ All are applied by `apply_hypercorn_fixes()`, once per process, before a listene
 patch names the bug it works around and is idempotent.
 
 - `TCPServer._close` lets TLS close errors escape (pgjones/hypercorn#261, #264): 500s, no exit.
-- `TCPServer.protocol_send` turns a write to a vanished TLS transport into a traceback.
+- `TCPServer.protocol_send` and `_read_data` turn a write to, or a read from, a vanished TLS
+  transport into a traceback.
 - A request arriving as an idle keep-alive connection is closed is run but never answered.
 - HTTP/2: a request arriving after the stop's GOAWAY crashes the stop.
 - A TLS close can wait 30 s for the client, and the TLS transport's `abort()` stops working
@@ -25,7 +26,7 @@ from typing import Any
 import h2.events
 import h11
 from h2.connection import ConnectionState
-from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData
 from hypercorn.protocol.events import Response
@@ -44,6 +45,7 @@ def apply_hypercorn_fixes() -> None:
     """Apply every workaround in this module; idempotent."""
     tolerate_tls_close_errors()
     tolerate_writes_after_connection_lost()
+    tolerate_reads_after_connection_lost()
     close_idle_connections_safely()
     ignore_h2_requests_after_goaway()
     # After the GOAWAY fix, so that the limit's filter runs first and ours sees each event
@@ -101,6 +103,39 @@ def tolerate_writes_after_connection_lost() -> None:
 
     TCPServer.protocol_send = protocol_send  # type: ignore[method-assign]
     setattr(TCPServer, _PATCHED_SEND, True)
+
+
+_PATCHED_READ = "_apiclub_tolerates_reads_after_connection_lost"
+
+
+def tolerate_reads_after_connection_lost() -> None:
+    """Treat a read from a TLS transport that is already gone as a close; idempotent.
+
+    The read side of the same CPython sslproto.py gap as `tolerate_writes_after_connection_lost`
+    (gh-98539: a second `close()` drops the transport's TLS protocol): the reader's
+    `resume_reading()` then raises `AttributeError: 'NoneType' object has no attribute
+    '_resume_reading'`, which `TCPServer._read_data` does not catch. Seen here about once in
+    eight HTTP/2 rapid-reset floods, as a traceback per connection.
+    """
+    if getattr(TCPServer, _PATCHED_READ, False):
+        return
+
+    async def read_data(self: Any) -> None:
+        # Hypercorn 0.18's `_read_data`, plus the AttributeError of a closed TLS transport.
+        while not self.reader.at_eof():
+            try:
+                data = await asyncio.wait_for(self.reader.read(MAX_RECV), self.config.read_timeout)
+            except (ConnectionError, OSError, TimeoutError, ssl.SSLError):
+                break
+            except AttributeError:
+                if not self.writer.is_closing():
+                    raise
+                break
+            await self.protocol.handle(RawData(data))
+        await self.protocol.handle(Closed())
+
+    TCPServer._read_data = read_data  # type: ignore[method-assign]
+    setattr(TCPServer, _PATCHED_READ, True)
 
 
 _PATCHED_IDLE = "_apiclub_closes_idle_connections_safely"
