@@ -38,8 +38,9 @@ class Answer:
 class RedirectApp:
     """Answer every request with a redirect to the same URL over HTTPS.
 
-    `answer()` decides; the ASGI `__call__` (behind nginx, in tests) and the port-80 server of
-    `redirect_server.py` only write its decision.
+    `answer()` decides; the port-80 server of `redirect_server.py` writes its decision. The
+    ASGI `__call__` writes the same decision for any ASGI server (the unit tests use it), and
+    `ChallengeMiddleware` uses `answer_challenge` behind nginx.
     """
 
     def __init__(

@@ -27,6 +27,7 @@ import httptools
 
 from apiclub.server.config import (
     KEEP_ALIVE_TIMEOUT,
+    KIB,
     MAX_REQUEST_HEAD,
     MAX_REQUESTS_PER_CONNECTION,
     READ_TIMEOUT,
@@ -38,7 +39,6 @@ from apiclub.server.sockets import BACKLOG
 logger = logging.getLogger("apiclub.redirect")
 access_logger = logging.getLogger("apiclub.access")
 
-KIB = 1024
 MAX_DISCARDED_BODY = 1024 * KIB
 """A request body (a POST sent to port 80) is dropped; past this the connection is closed."""
 
