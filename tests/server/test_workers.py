@@ -72,16 +72,21 @@ async def serving_pids(server: Served, pids: set[int]) -> set[int]:
         await asyncio.gather(*(w.wait_closed() for w in opened), return_exceptions=True)
 
 
+def pids_seen_serving(server: Served, workers: set[int]) -> set[int]:
+    """Which of `workers` answer, trying up to 20 times until every one was seen."""
+    seen: set[int] = set()
+    for _ in range(20):
+        seen |= asyncio.run(serving_pids(server, workers))
+        if seen == workers:
+            break
+    return seen
+
+
 def test_two_workers_share_the_port_and_both_serve(tmp_path: Path) -> None:
     with served(tmp_path, "--workers", "2") as server:
         workers = children(server.process.pid)
         assert len(workers) == 2, server.log()
-        seen: set[int] = set()
-        for _ in range(20):
-            seen |= asyncio.run(serving_pids(server, workers))
-            if seen == workers:
-                break
-        assert seen == workers
+        assert pids_seen_serving(server, workers) == workers
         assert server.log().count("apiclub.workers: 2 workers serving") == 1
 
 
@@ -166,5 +171,7 @@ def test_a_worker_that_cannot_start_stops_the_service_with_exit_1(tmp_path: Path
     )
     assert result.returncode == 1
     assert result.stdout == ""
+    assert result.stderr.count("apiclub: error: ") == 1
     assert "apiclub: error: migration " in result.stderr
     assert "before it was ready; stopping" in result.stderr
+    assert "starting a new one" not in result.stderr

@@ -7,19 +7,26 @@ worker accepts it first. Each worker has its own event loop, database connection
 loop: migrations run under their file lock (applied once), ACME orders under the store's lock,
 and challenge tokens are answered from the shared store by whichever worker gets the request.
 
-Supervision, as gunicorn's arbiter and uvicorn's supervisor do it: a worker that dies after it
-was ready is logged and replaced, so one crash (or OOM kill) costs its in-flight requests, not
-the service. A worker that exits before it is ready failed to start (a migration, the
-database): the same would happen again, so the parent stops the others and exits 1, as
-gunicorn halts on a boot error. More than MAX_RESTARTS deaths within RESTART_WINDOW also stop
-everything with exit 1, rather than a crash loop. SIGTERM or SIGINT to the parent reaches
-every worker, each stops gracefully, and the parent exits 0 when all of them did.
+Supervision, as nginx's master and gunicorn's arbiter do it:
+- At the first start, a worker that exits before it is ready (a migration, the database) stops
+  the service: the parent stops the others and exits 1 with the worker's reason, as gunicorn
+  halts on a boot error. The same would happen again; the operator must act.
+- Once the service has served, a worker that dies is replaced at once, so one crash (or OOM
+  kill) costs its in-flight requests, not the service. More than MAX_RESTARTS deaths within
+  RESTART_WINDOW stop everything with exit 1, rather than a crash loop.
+- A replacement that exits before it is ready (PostgreSQL down longer than its start retry, the
+  data directory read-only for a moment) is started again after a growing delay (`Backoff`);
+  the other workers keep serving. A replacement that serves for HEALTHY_AFTER resets the delay.
+- SIGTERM or SIGINT to the parent reaches every worker, each stops gracefully, and the parent
+  exits 0 when all of them did. A worker holds those signals blocked from the fork until its
+  event loop handles them, so a stop that arrives while it starts is a graceful stop too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
 import logging
 import multiprocessing
 import os
@@ -27,7 +34,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkProcess
@@ -43,20 +50,67 @@ logger = logging.getLogger("apiclub.workers")
 SECONDS = 1.0
 MAX_RESTARTS = 5
 RESTART_WINDOW = 60 * SECONDS
+FIRST_DELAY = 1 * SECONDS
+"""The wait before starting again a replacement that failed to boot; doubled at each failure."""
+MAX_DELAY = 60 * SECONDS
+HEALTHY_AFTER = 30 * SECONDS
+"""A replacement that has served this long since the last boot failure resets the delay."""
 POLL = 0.5 * SECONDS
 """How often the parent looks at its stop flag between worker events."""
 KILL_WAIT = 5 * SECONDS
 PARENT_CHECK_INTERVAL = 1 * SECONDS
 """How often a worker checks that its parent lives; an orphan stops (gunicorn does the same)."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+UNKNOWN_CAUSE = "it sent no reason (its traceback, if any, is above)"
+
+
+class Backoff:
+    """Delays between attempts to boot a replacement worker: doubling, capped, reset by health.
+
+    A boot failure is likely to repeat until the operator or the network fixes it (a database
+    down, a full disk): retrying at once would spin, giving up would stop healthy workers.
+    """
+
+    def __init__(
+        self,
+        first: float = FIRST_DELAY,
+        cap: float = MAX_DELAY,
+        healthy_after: float = HEALTHY_AFTER,
+    ) -> None:
+        self.first = first
+        self.cap = cap
+        self.healthy_after = healthy_after
+        self.delay: float | None = None
+        """The last delay given; None until a failure, and again after a reset."""
+        self.last_failure = float("-inf")
+
+    def failed(self, now: float) -> float:
+        """A replacement failed to boot at `now`: how long to wait before the next attempt."""
+        self.last_failure = now
+        self.delay = self.first if self.delay is None else min(self.delay * 2, self.cap)
+        return self.delay
+
+    def reset_if_healthy(self, ready_times: Iterable[float], now: float) -> bool:
+        """Reset when a worker ready since the last failure has served `healthy_after`."""
+        if self.delay is None:
+            return False
+        if any(self.last_failure < ready <= now - self.healthy_after for ready in ready_times):
+            self.delay = None
+            return True
+        return False
 
 
 @dataclass
 class _Worker:
     process: ForkProcess
     ready: Connection
-    """The parent's end of the pipe on which the worker sends its pid once it serves."""
-    is_ready: bool = False
+    """The parent's end of the pipe: the worker sends its pid once it serves, or why it failed."""
+    ready_at: float | None = None
+    failure: str | None = None
+
+    @property
+    def is_ready(self) -> bool:
+        return self.ready_at is not None
 
 
 class Supervisor:
@@ -71,10 +125,19 @@ class Supervisor:
         self.sockets = (api_socket, redirect_socket)
         self.workers: list[_Worker] = []
         self.deaths: collections.deque[float] = collections.deque()
+        self.backoff = Backoff()
+        self.due: list[float] = []
+        """A heap of the times at which replacements that failed to boot are started again."""
+        self.announced = False
         self.stopping = False
+        self.start_failure: str | None = None
 
     def run(self) -> int:
-        """Serve until a stop signal (exit status 0) or a fatal worker failure (1)."""
+        """Serve until a stop signal (exit status 0) or a fatal worker failure (1).
+
+        Raises:
+            ApiclubError: a worker failed at the first start; the message is the worker's.
+        """
         try:
             self.server.prepare()
         except BaseException:
@@ -83,13 +146,17 @@ class Supervisor:
         previous = {signum: signal.signal(signum, self._request_stop) for signum in STOP_SIGNALS}
         status = 1
         try:
-            self.workers = [self._start() for _ in range(self.settings.workers)]
+            for _ in range(self.settings.workers):
+                if not self.stopping:
+                    self.workers.append(self._start())
             status = self._watch()
         finally:
             status = max(status, self._stop_all())
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self.server.close()
+        if self.start_failure is not None:
+            raise ApiclubError(self.start_failure)
         return status
 
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
@@ -102,49 +169,87 @@ class Supervisor:
             args=(self.settings, *self.sockets, theirs),
             name="apiclub-worker",
         )
-        process.start()
+        # A stop signal between the fork and the worker's own handlers would kill it (SIG_DFL:
+        # exit 1 for the service) or be lost (the parent's handler, inherited). The child
+        # inherits this mask: the signal waits, pending, until its event loop handles it.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         theirs.close()
         return _Worker(process, ours)
 
     def _watch(self) -> int:
-        announced = False
         while not self.stopping:
             waited: list[Connection | int] = [w.ready for w in self.workers if not w.is_ready]
-            events = wait(waited + self._sentinels(), POLL)
+            events = wait(waited + self._sentinels(), self._timeout())
             for worker in list(self.workers):
                 dead = worker.process.sentinel in events
                 if worker.ready in events and not worker.is_ready:
-                    try:
-                        worker.ready.recv()
-                    except EOFError:
-                        dead = True  # it exited before it was ready
-                    else:
-                        worker.is_ready = True
-                        logger.info("worker %d serving", worker.process.pid)
+                    dead = self._receive(worker) or dead
                 if dead and not self._replace(worker):
                     return 1
-            if not announced and all(w.is_ready for w in self.workers):
-                announced = True
-                pids = ", ".join(str(w.process.pid) for w in self.workers)
-                logger.info("%d workers serving (pids %s)", len(self.workers), pids)
-                if self.on_ready is not None:
-                    self.on_ready(self.server)
+            self._start_due()
+            self._reset_backoff_if_healthy()
+            self._announce()
         return 0
+
+    def _timeout(self) -> float:
+        if not self.due:
+            return POLL
+        return min(POLL, max(0.0, self.due[0] - time.monotonic()))
+
+    def _receive(self, worker: _Worker) -> bool:
+        """Read the worker's pipe: True when it will not be ready (it failed, or exited)."""
+        try:
+            message = worker.ready.recv()
+        except EOFError:
+            return True  # it exited before it was ready
+        if isinstance(message, str):
+            worker.failure = message
+            return False  # its exit follows: the sentinel or the pipe's end says when
+        worker.ready_at = time.monotonic()
+        logger.info("worker %d serving", worker.process.pid)
+        return False
+
+    def _reset_backoff_if_healthy(self) -> None:
+        ready_times = [w.ready_at for w in self.workers if w.ready_at is not None]
+        if self.backoff.reset_if_healthy(ready_times, time.monotonic()):
+            logger.info(
+                "a replacement worker has served for %g s: the next restart delay is %g s",
+                self.backoff.healthy_after,
+                self.backoff.first,
+            )
+
+    def _announce(self) -> None:
+        if self.announced or self.due or not all(w.is_ready for w in self.workers):
+            return
+        self.announced = True
+        pids = ", ".join(str(w.process.pid) for w in self.workers)
+        logger.info("%d workers serving (pids %s)", len(self.workers), pids)
+        if self.on_ready is not None:
+            self.on_ready(self.server)
+
+    def _start_due(self) -> None:
+        now = time.monotonic()
+        while self.due and self.due[0] <= now and not self.stopping:
+            heapq.heappop(self.due)
+            self.workers.append(self._start())
 
     def _sentinels(self) -> list[Connection | int]:
         return [w.process.sentinel for w in self.workers]
 
     def _replace(self, dead: _Worker) -> bool:
-        """Replace a worker that died while serving; False when that must stop everything."""
+        """Replace a worker that exited; False when that must stop everything."""
         dead.process.join()
         dead.ready.close()
         self.workers.remove(dead)
-        how = _describe_exit(dead.process.exitcode)
         if self.stopping:
             return True
         if not dead.is_ready:
-            logger.error("worker %d %s before it was ready; stopping", dead.process.pid, how)
-            return False
+            return self._retry_boot(dead)
+        how = _describe_exit(dead.process.exitcode)
         now = time.monotonic()
         self.deaths.append(now)
         while self.deaths and self.deaths[0] < now - RESTART_WINDOW:
@@ -160,6 +265,24 @@ class Supervisor:
             return False
         logger.warning("worker %d %s; starting a new one", dead.process.pid, how)
         self.workers.append(self._start())
+        return True
+
+    def _retry_boot(self, dead: _Worker) -> bool:
+        """Schedule another try for a replacement that failed to boot; False at the first start."""
+        how = _describe_exit(dead.process.exitcode)
+        if not self.announced:
+            logger.error("worker %d %s before it was ready; stopping", dead.process.pid, how)
+            self.start_failure = dead.failure
+            return False
+        delay = self.backoff.failed(time.monotonic())
+        heapq.heappush(self.due, time.monotonic() + delay)
+        logger.error(
+            "worker %d %s before it was ready: %s; starting a new one in %g s",
+            dead.process.pid,
+            how,
+            dead.failure or UNKNOWN_CAUSE,
+            delay,
+        )
         return True
 
     def _stop_all(self) -> int:
@@ -196,15 +319,20 @@ def _worker_main(
     redirect_socket: socket.socket | None,
     ready: Connection,
 ) -> None:
-    """A worker process: serve on the inherited sockets until SIGTERM; exit 1 on failure."""
+    """A worker process: serve on the inherited sockets until SIGTERM; exit 1 on failure.
+
+    Its stop signals are blocked from the fork (`Supervisor._start`) until `_serve` handles
+    them. A start-up failure goes to the parent, which logs it with what it does next.
+    """
     parent = os.getppid()
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_DFL)
     try:
         server = Server(settings, api_socket=api_socket, redirect_socket=redirect_socket)
         asyncio.run(_serve(server, ready, parent))
     except ApiclubError as exc:
-        sys.stderr.write(f"apiclub: error: {exc}\n")
+        try:
+            ready.send(str(exc))
+        except OSError:  # the parent is gone: say it here
+            sys.stderr.write(f"apiclub: error: {exc}\n")
         sys.exit(1)
 
 
@@ -214,6 +342,8 @@ async def _serve(server: Server, ready: Connection, parent: int) -> None:
     loop = asyncio.get_running_loop()
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
+    # Blocked since the fork: one that came while this worker started is delivered now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     async def report_ready() -> None:
         await server.ready.wait()
@@ -230,5 +360,8 @@ async def _serve(server: Server, ready: Connection, parent: int) -> None:
     try:
         await server.serve(stop.wait)
     finally:
+        # The stop has begun. The parent forwards its own SIGTERM to every worker: once the
+        # loop closes, the default action would turn that second signal into a kill (exit 1).
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         for helper in helpers:
             helper.cancel()
