@@ -1,4 +1,7 @@
-"""`apiclub serve --workers N` when a replacement cannot boot, and a stop that meets a fork."""
+"""`apiclub serve --workers N` when a replacement cannot boot, and a stop that meets a fork.
+
+The figures (a script): `.venv/bin/python -m tests.server.test_workers_restart [RUNS]`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ import asyncio
 import os
 import signal
 import ssl
+import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,24 +86,30 @@ def test_sigterm_while_a_replacement_waits_to_retry_exits_0(tmp_path: Path) -> N
         assert "while stopping" not in server.log()
 
 
+def stop_right_after_a_fork(data_dir: Path) -> tuple[int, str]:
+    """Start two workers, SIGTERM every process as soon as one is forked: status and stderr."""
+    with (data_dir / "stderr").open("w+") as stderr:
+        process = start_apiclub(*SERVE_TWO, data_dir=data_dir, stderr=stderr)
+        while not (workers := children(process.pid)) and process.poll() is None:
+            pass  # as fast as possible: the window is the worker's first milliseconds
+        # What systemd or a terminal's Ctrl-C does: the signal reaches every process.
+        for pid in workers:
+            os.kill(pid, signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=WAIT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        stderr.seek(0)
+        return process.returncode, stderr.read()
+
+
 def test_a_stop_signal_right_after_a_fork_is_a_graceful_stop(tmp_path: Path) -> None:
     for run in range(STOP_RUNS):
-        with (tmp_path / "stderr").open("w+") as stderr:
-            process = start_apiclub(*SERVE_TWO, data_dir=tmp_path, stderr=stderr)
-            while not (workers := children(process.pid)) and process.poll() is None:
-                pass  # as fast as possible: the window is the worker's first milliseconds
-            # What systemd or a terminal's Ctrl-C does: the signal reaches every process.
-            for pid in workers:
-                os.kill(pid, signal.SIGTERM)
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.communicate(timeout=WAIT)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.communicate()
-            stderr.seek(0)
-            assert (run, process.returncode) == (run, 0), stderr.read()
+        status, log = stop_right_after_a_fork(tmp_path)
+        assert (run, status) == (run, 0), log
 
 
 def test_the_restart_delay_doubles_to_its_cap() -> None:
@@ -121,3 +133,27 @@ def test_nothing_to_reset_before_a_failure(ready: list[float]) -> None:
     backoff = Backoff(first=1, cap=60, healthy_after=30)
     assert not backoff.reset_if_healthy(ready, now=1000)
     assert backoff.failed(1001) == 1
+
+
+def measure(runs: int) -> None:
+    """Print the failures of `runs` stops right after a fork, and a stop during a restart delay."""
+    with tempfile.TemporaryDirectory() as directory:
+        statuses = [stop_right_after_a_fork(Path(directory))[0] for _ in range(runs)]
+    failed = sum(status != 0 for status in statuses)
+    print(f"stop right after a fork: {failed} of {runs} runs exited non-zero {statuses}")  # noqa: T201
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        served(Path(directory), *SERVE_TWO[5:]) as server,
+    ):
+        with database_turned_into_a_directory(Path(directory)):
+            os.kill(min(children(server.process.pid)), signal.SIGKILL)
+            wait_for(lambda: "starting a new one in 8 s" in server.log(), "a delay of 8 s")
+            started = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            status = server.process.wait(WAIT)
+            took = time.monotonic() - started
+    print(f"SIGTERM during an 8 s restart delay: exit {status} after {took:.2f} s")  # noqa: T201
+
+
+if __name__ == "__main__":
+    measure(int(sys.argv[1]) if len(sys.argv) > 1 else STOP_RUNS)
