@@ -183,7 +183,7 @@ async def test_migration_backfills_a_database_that_has_rows(
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert "task_name_fts" not in tables
 
-    assert len(await migrate(create_engine(path))) == 1
+    assert (await migrate(create_engine(path)))[0] == "2026-11-25T20:40:00:000000"
     assert stored_count(path) == len(NAMES)
     fts_integrity_check(path)
     assert await search("buy") == ([1, 2, 3], 3)

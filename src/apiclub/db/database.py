@@ -49,9 +49,11 @@ async def open_database(settings: Settings) -> Database:
 
 
 async def close_database(engine: Database) -> None:
-    """Close PostgreSQL's pool (SQLite's keeper connection closes with its engine)."""
+    """Close PostgreSQL's pool, or commit SQLite's queued writes and close its connections."""
     if isinstance(engine, Postgres):
         await engine.close()
+    else:
+        await asyncio.to_thread(engine.close)  # waits for the writer thread's last commit
 
 
 async def migrate_database(settings: Settings) -> list[str]:

@@ -3,10 +3,11 @@
 (PostgreSQL, chosen by `APICLUB_DATABASE_URL`, lives in `postgres`; binding and write
 transactions here serve both.)
 
-Piccolo's `SQLiteEngine` opens a new connection for every query and does not enable WAL, so
-the file is switched to WAL once here (the mode persists in the file) and every connection
-gets a busy timeout: concurrent writers wait for the lock instead of failing with
-"database is locked". Every connection also sets `synchronous=FULL` (SQLite's usual default,
+Piccolo's `SQLiteEngine` does not enable WAL, so the file is switched to WAL once here (the
+mode persists in the file), and every connection gets a busy timeout: another process's writer
+(`--workers`, `apiclub migrate`) is waited for instead of failing with "database is locked".
+Which connection runs what (a few long-lived readers, one group-committing writer) is
+`sqlite_engine`'s job. Every connection also sets `synchronous=FULL` (SQLite's usual default,
 but builds may lower it): in WAL mode FULL keeps acknowledged commits across a process crash
 *and* a power loss, where NORMAL survives only the former; it costs one fsync per commit.
 Connections open only the file opened at start, through a `DatabaseGuard` (see `guard`).
@@ -17,22 +18,22 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-import weakref
 from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from piccolo.apps.migrations.tables import Migration
 from piccolo.engine.postgres import PostgresTransaction
-from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
+from piccolo.engine.sqlite import SQLiteTransaction, TransactionType
 
 from apiclub.db import piccolo_conf
 from apiclub.db.guard import DatabaseGuard
 from apiclub.db.postgres import Postgres
+from apiclub.db.sqlite_engine import SQLiteDatabase
 from apiclub.db.tables import Task
 from apiclub.errors import StorageError
 
-Database: TypeAlias = SQLiteEngine | Postgres
+Database: TypeAlias = SQLiteDatabase | Postgres
 """The engines apiclub runs on."""
 
 SECONDS = 1.0
@@ -65,11 +66,11 @@ def _guarded_factory(guard: DatabaseGuard) -> type[sqlite3.Connection]:
     return GuardedConnection
 
 
-def create_engine(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SQLiteEngine:
+def create_engine(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SQLiteDatabase:
     """Prepare the SQLite file at `path` (WAL, writable) and return a Piccolo engine for it.
 
-    The engine holds one connection open for its life (closed when it is garbage collected
-    or at exit), and refuses to open a file other than the one prepared here.
+    The engine keeps its connections open for its life (`close()`, or when it is garbage
+    collected, or at exit), and refuses to use a file other than the one prepared here.
 
     Raises:
         StorageError: the directory or file cannot be created, opened or written.
@@ -89,19 +90,8 @@ def create_engine(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SQLiteEn
             f"cannot use the database file {path}: {exc}; check that it is a SQLite file on a "
             "writable file system with free space, or set DB_FILE_PATH elsewhere"
         ) from None
-    # aiosqlite hands these keyword arguments to sqlite3.connect for each new connection.
-    return _GuardedEngine(guard, timeout=busy_timeout, factory=_guarded_factory(guard))
-
-
-class _GuardedEngine(SQLiteEngine):
-    """Piccolo's engine, holding the `DatabaseGuard` whose keeper connection lives with it."""
-
-    __slots__ = ("__weakref__", "guard")
-
-    def __init__(self, guard: DatabaseGuard, **connection_kwargs: Any) -> None:
-        super().__init__(path=str(guard.path), **connection_kwargs)
-        self.guard = guard
-        weakref.finalize(self, guard.close)  # when the engine goes, or at exit
+    # These keyword arguments go to sqlite3.connect for each new connection.
+    return SQLiteDatabase(guard, timeout=busy_timeout, factory=_guarded_factory(guard))
 
 
 def _prepare_file(path: Path, busy_timeout: float) -> None:
@@ -146,22 +136,6 @@ def bind_engine(engine: Database) -> None:
     Migration._meta.db = engine
 
 
-class _ClosingTransaction(SQLiteTransaction):
-    """Piccolo's transaction, closing its connection when BEGIN itself fails.
-
-    Piccolo opens the connection in `__aenter__` and closes it in `__aexit__`; when BEGIN
-    fails (busy past the timeout) `__aexit__` never runs, and the connection, with aiosqlite's
-    non-daemon worker thread, would leak on every 503 and keep the process from exiting.
-    """
-
-    async def begin(self) -> None:
-        try:
-            await super().begin()  # type: ignore[no-untyped-call]
-        except BaseException:
-            await self.connection.close()
-            raise
-
-
 def write_transaction() -> SQLiteTransaction | PostgresTransaction:
     """A transaction for one write on the bound engine.
 
@@ -177,7 +151,7 @@ def write_transaction() -> SQLiteTransaction | PostgresTransaction:
     engine = bound_engine()
     if isinstance(engine, Postgres):
         return engine.transaction()
-    return _ClosingTransaction(engine, transaction_type=TransactionType.immediate)
+    return engine.transaction(transaction_type=TransactionType.immediate)
 
 
 def bound_engine() -> Database:
@@ -187,6 +161,6 @@ def bound_engine() -> Database:
         RuntimeError: no engine is bound (a programming error, not an operator's).
     """
     engine = piccolo_conf.DB
-    if not isinstance(engine, SQLiteEngine | Postgres):
+    if not isinstance(engine, SQLiteDatabase | Postgres):
         raise RuntimeError("no database engine bound: call bind_engine(create_engine(path)) first")
     return engine

@@ -1,14 +1,16 @@
 """Keep serving the database file that was opened at start, and only that one.
 
-Piccolo opens a new SQLite connection per query. Two things go wrong with that while serving:
+The engine's connections open on first use and may be closed again (a pool shut down, a
+failed connect retried). Two things go wrong with that while serving:
 
 - When the last connection closes, SQLite deletes the `-wal` and `-shm` files; the next
   reader must create them again, which fails on a full or read-only file system, so even
   reads would fail. One *keeper* connection held open for the engine's life keeps them.
 - When the file is deleted (or replaced) under the running server, a new connection would
   create an empty database in its place and serve wrong answers (404 for existing tasks, ids
-  reused). Connections open with `mode=rw` (never create), and each new connection first
-  checks that the path still names the file (device and inode) opened at start.
+  reused), and an open one would go on writing to the deleted file. Connections open with
+  `mode=rw` (never create), and every query and every write first checks that the path still
+  names the file (device and inode) opened at start.
 
 When the file is gone, the keeper still holds the old one open: its content is saved beside
 it (`api.db.recovered-<time>`) so nothing is lost, and the operator is told once.
@@ -18,12 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from apiclub.db.aiosqlite_fixes import await_stop_after_failed_connect
 from apiclub.errors import StorageError
 
 logger = logging.getLogger("apiclub.db")
@@ -44,14 +46,12 @@ class DatabaseFileError(StorageError):
 class DatabaseGuard:
     """The keeper connection and the file identity check for one database file.
 
-    `check()` is called before and after every new connection opens (from aiosqlite's
-    worker threads); it raises `DatabaseFileError` while the path does not name the file
-    opened at start, and logs each change of that state once.
+    `check()` is called before and after every new connection opens, and before every query
+    and write (from the connections' threads); it raises `DatabaseFileError` while the path
+    does not name the file opened at start, and logs each change of that state once.
     """
 
     def __init__(self, path: Path) -> None:
-        # The guard makes connects fail on purpose: let failed ones finish cleanly.
-        await_stop_after_failed_connect()
         self.path = path.absolute()
         self.uri = self.path.as_uri() + "?mode=rw"
         """Open the existing file read-write, never create it (SQLite URI `mode=rw`)."""
@@ -76,6 +76,21 @@ class DatabaseGuard:
                     self._problem = problem
         if problem is not None:
             raise DatabaseFileError(f"{problem}; {DatabaseFileError.detail}")
+
+    def check_writable(self) -> None:
+        """Raise SQLite's read-only error unless the path can be written now.
+
+        The writer's connection stays open, and a file opened for writing can still be written
+        after its directory turned read-only (a read-only mount over it, a remount): the
+        operator made it read-only, so nothing more is written until it is writable again.
+        `access(2)` answers through the path, mounts included, at the cost of one system call.
+        """
+        if not os.access(self.path, os.W_OK):
+            error = sqlite3.OperationalError(
+                f"attempt to write a readonly database: {self.path} is not writable"
+            )
+            error.sqlite_errorcode = sqlite3.SQLITE_READONLY
+            raise error
 
     def close(self) -> None:
         """Close the keeper connection (SQLite then checkpoints and removes the WAL)."""

@@ -1,4 +1,4 @@
-"""The queries behind the task routes: plain Piccolo, writes in IMMEDIATE transactions.
+"""The queries behind the task routes: plain Piccolo; on SQLite, writes are group-committed.
 
 Rows come back as dicts with `id`, `name` and `created_at` (an aware UTC datetime). The list's
 `name` filter and its total use the indexes and the maintained count of `search`, so they cost
@@ -10,6 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from piccolo.columns.combination import WhereRaw
+from piccolo.query.base import Query
+from piccolo.query.functions.aggregate import Count
+from piccolo.query.methods.delete import Delete
+from piccolo.query.methods.insert import Insert
+from piccolo.query.methods.update import Update
 
 from apiclub.db import search
 from apiclub.db.engine import bound_engine, write_transaction
@@ -51,24 +56,29 @@ async def list_tasks(
     filters = search.name_filters(engine.engine_type, name) if name else []
     for where in filters:
         select = select.where(where)
-    # Both in one read transaction, so the page and its total agree.
-    async with engine.transaction():
-        if isinstance(engine, Postgres):
+    count = _count(filters)
+    if isinstance(engine, Postgres):
+        async with engine.transaction():  # both in one snapshot, so the page and total agree
             await Task.raw(SNAPSHOT_SQL)
-        rows = await select
-        total = await _count(filters)
-    return rows, total
+            rows, counted = await select, await count
+    else:
+        rows, counted = await engine.read_snapshot(select, count)
+    return rows, _total(counted)
 
 
-async def _count(filters: list[WhereRaw]) -> int:
+def _count(filters: list[WhereRaw]) -> Query[Any, Any]:
+    """A query whose one row holds the number of tasks matching `filters` as its one value."""
     if not filters:
-        rows = await Task.raw(search.count_sql())
-        return int(rows[0]["total"])
-    count = Task.count()
+        return Task.raw(search.count_sql())
+    count = Task.select(Count())
     for where in filters:
         count = count.where(where)
-    total: int = await count
-    return total
+    return count
+
+
+def _total(rows: list[TaskRow]) -> int:
+    (value,) = rows[0].values()
+    return int(value)
 
 
 async def get_task(task_id: int) -> TaskRow | None:
@@ -81,8 +91,7 @@ async def get_task(task_id: int) -> TaskRow | None:
 
 async def create_task(name: str) -> TaskRow:
     """Store a new task and return it as stored."""
-    async with write_transaction():
-        rows = await Task.insert(Task(name=name)).returning(*_COLUMNS)
+    rows = await _write(Task.insert(Task(name=name)).returning(*_COLUMNS))
     return rows[0]
 
 
@@ -90,8 +99,9 @@ async def update_task(task_id: int, name: str) -> TaskRow | None:
     """Rename the task with `task_id`; return it as stored, or None if there is none."""
     if not _storable(task_id):
         return None
-    async with write_transaction():
-        rows = await Task.update({Task.name: name}).where(Task.id == task_id).returning(*_COLUMNS)
+    rows = await _write(
+        Task.update({Task.name: name}).where(Task.id == task_id).returning(*_COLUMNS)
+    )
     return rows[0] if rows else None
 
 
@@ -99,9 +109,19 @@ async def delete_task(task_id: int) -> TaskRow | None:
     """Delete the task with `task_id`; return it as it was, or None if there is none."""
     if not _storable(task_id):
         return None
-    async with write_transaction():
-        rows = await Task.delete().where(Task.id == task_id).returning(*_COLUMNS)
+    rows = await _write(Task.delete().where(Task.id == task_id).returning(*_COLUMNS))
     return rows[0] if rows else None
+
+
+async def _write(query: Insert[Task] | Update[Any] | Delete) -> list[TaskRow]:
+    """Run one write: in the next group commit on SQLite, in a transaction of its own on
+    PostgreSQL (where the pool's connections write side by side); its rows once committed."""
+    engine = bound_engine()
+    if isinstance(engine, Postgres):
+        async with write_transaction():
+            rows: list[TaskRow] = await query
+        return rows
+    return await engine.write(query)
 
 
 def _storable(task_id: int) -> bool:

@@ -1,0 +1,182 @@
+"""Piccolo's SQLite engine on long-lived connections: a few readers and one group-committing writer.
+
+Piccolo builds the SQL and runs migrations as before; what changes is where a query runs:
+
+- Reads, and transactions (a page and its total read in one snapshot, migrations), borrow one
+  of `READERS` pooled connections (`sqlite_threads`). In WAL mode readers never wait for the
+  writer, nor it for them.
+- Single writes passed to `write()` go to the `GroupCommitWriter`, which commits whatever
+  writes are waiting in one transaction, each answered once that commit is on disk.
+
+Every use first checks that the path still names the file opened at start (`DatabaseGuard`);
+a long-lived connection would otherwise go on writing to a deleted file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import weakref
+from functools import partial
+from typing import Any
+
+from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
+from piccolo.query.base import Query
+from piccolo.querystring import QueryString
+
+from apiclub.db.group_commit import GroupCommitWriter
+from apiclub.db.guard import DatabaseGuard
+from apiclub.db.sqlite_threads import ConnectionPool, ConnectionThread, Row, fetch
+
+READERS = 4
+"""Pooled reading connections: enough that a slow scan (a one-letter `name` filter over a
+million tasks takes ~80 ms) leaves others to serve, few enough that their page caches
+(2 MiB each at most, SQLite's default) stay small."""
+WRITER_CLOSE_WAIT = 10.0
+"""Seconds `close()` waits for the writes already queued to commit."""
+
+
+class SQLiteDatabase(SQLiteEngine):
+    """Piccolo's engine for the file `guard` watches, on pooled connections (module docstring)."""
+
+    __slots__ = ("__weakref__", "guard", "readers", "writer")
+
+    def __init__(self, guard: DatabaseGuard, **connection_kwargs: Any) -> None:
+        super().__init__(path=str(guard.path), **connection_kwargs)
+        self.guard = guard
+        # The threads must not hold the engine (it would never be collected): they get a
+        # function of the connection settings alone.
+        connect = partial(_open_connection, dict(self.connection_kwargs))
+        self.readers = ConnectionPool(connect, READERS, "apiclub-sqlite-reader")
+        self.writer = GroupCommitWriter(
+            connect, partial(_check_for_writes, guard), "apiclub-sqlite-writer"
+        )
+        # When the engine goes, or at exit: close() is the orderly way.
+        weakref.finalize(self, _close, self.readers, self.writer, guard, 0.0)
+
+    def close(self) -> None:
+        """Commit the writes already queued, then close every connection and the guard's."""
+        _close(self.readers, self.writer, self.guard, WRITER_CLOSE_WAIT)
+
+    async def write(self, query: Query[Any, Any]) -> list[Row]:
+        """Run `query` (one INSERT, UPDATE or DELETE) in the next group commit; its rows.
+
+        Inside a transaction (`write_transaction()`), the write is part of it instead. The rows
+        are what the statement returned (`.returning(...)`), as Piccolo's plain
+        `await query` gives them for these queries, which need no post-processing.
+        """
+        (querystring,) = query.querystrings
+        sql, args = querystring.compile_string(engine_type=self.engine_type)
+        if self.current_transaction.get() is not None:
+            return await self._run(sql, args)  # part of the caller's transaction, as asked
+        return await self.writer.write(sql, args)
+
+    async def read_snapshot(self, *queries: Query[Any, Any]) -> list[list[Row]]:
+        """The rows of each of `queries`, all read from one snapshot, in one trip to a reader.
+
+        A page and its total must agree; a transaction of Piccolo's would take four trips to
+        the reader's thread (BEGIN, two queries, COMMIT), each a hand-off between threads
+        that costs more than the query. The rows come as the statements return them.
+        """
+        statements = []
+        for query in queries:
+            (querystring,) = query.querystrings
+            statements.append(querystring.compile_string(engine_type=self.engine_type))
+        async with self.readers.connection() as connection:
+            return await connection.call(partial(self._read_together, statements=statements))
+
+    async def run_querystring(self, querystring: QueryString, in_pool: bool = False) -> list[Row]:
+        sql, args = querystring.compile_string(engine_type=self.engine_type)
+        return await self._run(sql, args)
+
+    async def run_ddl(self, ddl: str, in_pool: bool = False) -> list[Row]:
+        return await self._run(ddl, [])
+
+    def transaction(
+        self,
+        transaction_type: TransactionType = TransactionType.deferred,
+        allow_nested: bool = True,
+    ) -> SQLiteTransaction:
+        return _PooledTransaction(self, transaction_type, allow_nested)
+
+    async def _run(self, sql: str, args: list[Any]) -> list[Row]:
+        job = partial(self._checked_fetch, sql=sql, args=args)
+        transaction = self.current_transaction.get()
+        if isinstance(transaction, _PooledTransaction):
+            return await transaction.connection.call(job)
+        async with self.readers.connection() as connection:
+            return await connection.call(job)
+
+    def _read_together(
+        self, connection: sqlite3.Connection, statements: list[tuple[str, list[Any]]]
+    ) -> list[list[Row]]:
+        self.guard.check()
+        connection.execute("BEGIN")
+        try:
+            return [fetch(connection, sql, args) for sql, args in statements]
+        finally:
+            connection.execute("COMMIT")  # a read-only transaction: nothing to lose
+
+    def _checked_fetch(
+        self, connection: sqlite3.Connection, sql: str, args: list[Any]
+    ) -> list[Row]:
+        self.guard.check()
+        return fetch(connection, sql, args)
+
+
+class _PooledTransaction(SQLiteTransaction):
+    """Piccolo's transaction on a borrowed connection, given back (never closed) at its end."""
+
+    engine: SQLiteDatabase
+    connection: ConnectionThread
+
+    async def __aenter__(self) -> SQLiteTransaction:
+        if self._parent is not None:
+            return self._parent
+        self.connection = await self.engine.readers.acquire()
+        try:
+            self.engine.guard.check()
+            await self.begin()  # type: ignore[no-untyped-call]
+        except BaseException:
+            self.connection.end_transaction()  # BEGIN may have run, if its caller was cancelled
+            self.engine.readers.release(self.connection)
+            raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
+
+    async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
+        if self._parent is not None:
+            return exception is None
+        try:
+            if exception is not None:
+                if not self._rolled_back:
+                    await self.rollback()  # type: ignore[no-untyped-call]
+            elif not self._committed and not self._rolled_back:
+                await self.commit()  # type: ignore[no-untyped-call]
+        finally:
+            # A failed COMMIT or ROLLBACK leaves the transaction open: end it first.
+            self.connection.end_transaction()
+            self.engine.readers.release(self.connection)
+            self.engine.current_transaction.reset(self.context)
+        return exception is None
+
+
+def _check_for_writes(guard: DatabaseGuard) -> None:
+    guard.check()
+    guard.check_writable()
+
+
+def _open_connection(connection_kwargs: dict[str, Any]) -> sqlite3.Connection:
+    # The engine's `connection_kwargs` carry the guarded factory, the busy timeout and
+    # Piccolo's own settings (type detection, autocommit), as for its per-query connections.
+    connection: sqlite3.Connection = sqlite3.connect(**connection_kwargs)
+    connection.row_factory = dict_factory
+    connection.execute("PRAGMA foreign_keys = 1")
+    return connection
+
+
+def _close(
+    readers: ConnectionPool, writer: GroupCommitWriter, guard: DatabaseGuard, wait: float
+) -> None:
+    writer.close(wait)
+    readers.close()
+    guard.close()
