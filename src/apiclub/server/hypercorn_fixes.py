@@ -138,6 +138,12 @@ def tolerate_reads_after_connection_lost() -> None:
     setattr(TCPServer, _PATCHED_READ, True)
 
 
+SECONDS = 1.0
+H2_STOP_LINGER = 1 * SECONDS
+"""How long a stopping server waits for an HTTP/2 client to close after GOAWAY: many round
+trips on any network a VPS serves."""
+LINGER_POLL = 0.02 * SECONDS
+
 _PATCHED_IDLE = "_apiclub_closes_idle_connections_safely"
 _CLOSING = "_apiclub_closing"
 
@@ -189,6 +195,8 @@ def close_idle_connections_safely() -> None:
         if asyncio.current_task().cancelling() or _has_request(protocol):  # type: ignore[union-attr]
             return
         setattr(protocol, _CLOSING, True)
+        if isinstance(protocol, H2Protocol) and self.context.terminated.is_set():
+            await _say_goaway_and_linger(self, protocol)
         await asyncio.shield(self._initiate_server_close())
 
     async def create_stream(self: Any, request: h11.Request) -> None:
@@ -215,6 +223,27 @@ def close_idle_connections_safely() -> None:
     H11Protocol._create_stream = create_stream  # type: ignore[method-assign]
     H11Protocol.stream_send = stream_send  # type: ignore[method-assign]
     setattr(TCPServer, _PATCHED_IDLE, True)
+
+
+async def _say_goaway_and_linger(server: Any, protocol: H2Protocol) -> None:
+    """At a stop, send GOAWAY (if not yet sent) and let the client close first, for a moment.
+
+    Hypercorn closed an HTTP/2 connection the instant its last stream ended, or with no GOAWAY
+    at all when it was idle. A request the client was sending meanwhile then met a closed
+    socket: the kernel answers with a reset, and the client (httpx, for one) fails every
+    stream of the connection, the one whose answer was already on its way included: a POST
+    stored, its client told it failed (tests/reliability/test_h2_abuse.py, up to 5 runs in 14
+    on a busy machine). RFC 9113 6.8: after GOAWAY, allow at least a round trip for streams in
+    flight. Requests that arrive meanwhile are dropped unprocessed (`_unless_closed`), which
+    the GOAWAY's last stream id tells the client, so it may retry them elsewhere.
+    """
+    if protocol.connection.state_machine.state is not ConnectionState.CLOSED:
+        protocol.connection.close_connection()
+        await protocol._flush()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + H2_STOP_LINGER
+    while not server.reader.at_eof() and loop.time() < deadline:
+        await asyncio.sleep(LINGER_POLL)
 
 
 def _drains_at_stop(protocol: Any) -> bool:
@@ -246,10 +275,26 @@ def ignore_h2_requests_after_goaway() -> None:
     `ProtocolError` escapes, fails the stop's `gather` over all connections, and requests in
     flight elsewhere are cancelled (500s, exit 1). The GOAWAY already tells the client that
     streams above its last stream id were not processed and may be retried (RFC 9113 6.8).
+
+    Frames that arrive after a stop's GOAWAY are discarded too, before h2 reads them: h2 raises
+    `ProtocolError` for any frame on a closed connection, and Hypercorn then closed the socket
+    at once, with the client's frames unread. The kernel answers that with a reset, and the
+    client (httpx) failed every stream of the connection, the answers already sent included: a
+    POST stored, its client told it failed. The connection closes after `_say_goaway_and_linger`.
     """
     if getattr(H2Protocol, _PATCHED_H2, False):
         return
     original = H2Protocol._handle_events
+    original_handle = H2Protocol.handle
+
+    async def handle(self: Any, event: Any) -> None:
+        if (
+            isinstance(event, RawData)
+            and self.context.terminated.is_set()
+            and self.connection.state_machine.state is ConnectionState.CLOSED
+        ):
+            return
+        await original_handle(self, event)
 
     async def handle_events(self: Any, events: list[h2.events.Event]) -> None:
         # Checked as Hypercorn reaches each event, not once per read: the GOAWAY can go out
@@ -258,6 +303,7 @@ def ignore_h2_requests_after_goaway() -> None:
         await original(self, _unless_closed(self, events))  # type: ignore[arg-type]
 
     H2Protocol._handle_events = handle_events  # type: ignore[method-assign]
+    H2Protocol.handle = handle  # type: ignore[method-assign]
     setattr(H2Protocol, _PATCHED_H2, True)
 
 
