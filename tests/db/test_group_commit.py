@@ -189,3 +189,33 @@ async def test_a_cancelled_caller_does_not_stop_the_writer(
     # The write was queued: it may have landed, and the writer serves the next one.
     await writer.write(INSERT, [2, "next"])
     assert stored(database)[2] == "next"
+
+
+async def test_the_file_is_checked_again_after_begin_and_before_commit(database: Path) -> None:
+    # BEGIN IMMEDIATE may wait for another process's lock; the file may go meanwhile.
+    checks = 0
+
+    def gone_after_begin() -> None:
+        nonlocal checks
+        checks += 1
+        if checks == 2:
+            raise sqlite3.OperationalError("the file went while BEGIN waited")
+
+    writer = GroupCommitWriter(partial(connect, database), gone_after_begin, "test-writer")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="while BEGIN waited"):
+            await writer.write(INSERT, [1, "not written"])
+        assert stored(database) == {}
+        await writer.write(INSERT, [2, "written"])  # the connection is usable again
+        assert stored(database) == {2: "written"}
+    finally:
+        writer.close(timeout=10)
+
+
+async def test_a_write_after_close_fails_at_once(database: Path) -> None:
+    writer = GroupCommitWriter(partial(connect, database), no_check, "test-writer")
+    writer.close(timeout=10)
+    with pytest.raises(sqlite3.OperationalError, match="closed") as refused:
+        await writer.write(INSERT, [1, "too late"])
+    assert refused.value.sqlite_errorcode == sqlite3.SQLITE_BUSY  # answered 503, retry later
+    assert stored(database) == {}

@@ -29,12 +29,34 @@ async def engine(tmp_path: Path) -> SQLiteDatabase:
 
 
 async def test_many_concurrent_reads_share_a_few_connections(engine: SQLiteDatabase) -> None:
+    await tasks.create_task("read me")
+    # A `name` filter costs as many rows as match: those reads go to the reader threads.
+    pages = await asyncio.gather(*(tasks.list_tasks(name="read", limit=10) for _ in range(200)))
+    assert all(([row["name"] for row in rows], total) == (["read me"], 1) for rows, total in pages)
+    assert 1 <= engine.readers.opened <= READERS
+
+
+async def test_bounded_reads_run_in_place_and_never_wait_for_a_lock(
+    engine: SQLiteDatabase,
+) -> None:
     created = await tasks.create_task("read me")
-    readers_before = len(threads("apiclub-sqlite-reader"))
-    rows = await asyncio.gather(*(tasks.get_task(created["id"]) for _ in range(200)))
+    loans = engine.readers.loans
+    rows = await asyncio.gather(*(tasks.get_task(created["id"]) for _ in range(50)))
     assert all(row is not None and row["name"] == "read me" for row in rows)
-    opened = len(threads("apiclub-sqlite-reader")) - readers_before
-    assert 1 <= opened <= READERS
+    assert (await tasks.list_tasks(name=None, limit=10))[1] == 1
+    assert engine.readers.loans == loans  # no hand-off to a thread
+    # The event loop's own connection fails at once when busy, instead of blocking the loop.
+    in_place = engine._in_place.connection()
+    assert in_place.execute("PRAGMA busy_timeout").fetchone() == {"timeout": 0}
+
+
+async def test_a_deep_page_is_read_by_a_reader_thread(engine: SQLiteDatabase) -> None:
+    for i in range(3):
+        await tasks.create_task(f"task {i}")
+    loans = engine.readers.loans
+    rows, total = await tasks.list_tasks(name=None, limit=10, offset=tasks.BOUNDED_OFFSET + 1)
+    assert (rows, total) == ([], 3)
+    assert engine.readers.loans == loans + 1
 
 
 async def test_a_page_and_its_total_agree_while_writes_land(engine: SQLiteDatabase) -> None:

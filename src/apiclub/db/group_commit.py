@@ -10,7 +10,8 @@ survives a process crash or a power loss from the moment the answer is sent (iss
 
 A write that fails (the disk is full, the file is read-only) fails alone: the transaction is
 rolled back, that write gets the error, and the others run again in a new transaction. A
-failed COMMIT fails every write in it, since none of them is stored.
+failed COMMIT fails every write in it, since none of them is stored. A write whose caller
+was cancelled (its client gone, the stop's deadline) before its transaction began is not made.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from apiclub.db.sqlite_threads import Connect, Row, fetch, settle
+from apiclub.db.sqlite_threads import Connect, Row, closed_error, fetch, settle
 
 MAX_BATCH = 256
 """Writes per commit at most: bounds how long the first of them waits for the last."""
@@ -50,6 +51,8 @@ class GroupCommitWriter:
         self._check = check
         self._queue: SimpleQueue[_Write | None] = SimpleQueue()
         self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._closed = False
         self.commits = 0
         """Transactions committed so far: fewer than the writes when they were grouped."""
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
@@ -62,12 +65,20 @@ class GroupCommitWriter:
             sqlite3.Error: the write or its commit failed; nothing of it is stored.
         """
         future: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Write(sql, args, future))
+        with self._lock:
+            if self._closed:
+                raise closed_error()
+            self._queue.put(_Write(sql, args, future))
         return await future
 
     def close(self, timeout: float | None = None) -> None:
-        """Finish the writes queued so far, close the connection; wait up to `timeout` s."""
-        self._queue.put(None)
+        """Finish the writes queued so far, close the connection; wait up to `timeout` s.
+
+        Writes asked for later fail at once with `closed_error()`.
+        """
+        with self._lock:
+            self._closed = True
+            self._queue.put(None)
         self._thread.join(timeout)
 
     def _serve(self) -> None:
@@ -86,7 +97,7 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 batch.append(more)
-            self._commit(batch)
+            self._commit([write for write in batch if not write.future.cancelled()])
         if self._connection is not None:
             self._connection.close()
 
@@ -99,20 +110,29 @@ class GroupCommitWriter:
             except BaseException as exc:
                 _fail(batch, exc)
                 return
+            try:
+                # BEGIN may have waited the busy timeout for another process's lock: the file
+                # may have gone meanwhile, and nothing may be written to a deleted file.
+                self._check()
+            except BaseException as exc:
+                self._roll_back(connection)
+                _fail(batch, exc)
+                return
             results: list[list[Row]] = []
             for write in batch:
                 try:
                     results.append(fetch(connection, write.sql, write.args))
                 except BaseException as exc:
-                    _roll_back(connection)
+                    self._roll_back(connection)
                     _fail([write], exc)
                     batch = [other for other in batch if other is not write]
                     break  # run the others again, without it
             else:
                 try:
+                    self._check()  # the last moment a deleted file can still be refused
                     connection.execute("COMMIT")
                 except BaseException as exc:
-                    _roll_back(connection)
+                    self._roll_back(connection)
                     _fail(batch, exc)
                     return
                 self.commits += 1
@@ -120,18 +140,21 @@ class GroupCommitWriter:
                     settle(write.future, rows, None)
                 return
 
+    def _roll_back(self, connection: sqlite3.Connection) -> None:
+        # SQLite may have rolled back already: after SQLITE_FULL or SQLITE_IOERR, for instance
+        # (https://www.sqlite.org/lang_transaction.html, "Response To Errors Within A
+        # Transaction"). A rollback that fails leaves the transaction open: start afresh.
+        if connection.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                connection.rollback()
+        if connection.in_transaction:
+            connection.close()
+            self._connection = None
+
     def _open(self) -> sqlite3.Connection:
         if self._connection is None:
             self._connection = self._connect()
         return self._connection
-
-
-def _roll_back(connection: sqlite3.Connection) -> None:
-    # SQLite may have rolled back already: after SQLITE_FULL or SQLITE_IOERR, for instance
-    # (https://www.sqlite.org/lang_transaction.html, "Response To Errors Within A Transaction").
-    if connection.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            connection.rollback()
 
 
 def _fail(batch: list[_Write], error: BaseException) -> None:

@@ -77,6 +77,11 @@ class DatabaseGuard:
         if problem is not None:
             raise DatabaseFileError(f"{problem}; {DatabaseFileError.detail}")
 
+    def unchanged(self) -> bool:
+        """Whether the path names the file opened at start and no problem was reported: a
+        `stat` and nothing more, for callers that must not block (`check` may copy the file)."""
+        return self._problem is None and self._find_problem() is None
+
     def check_writable(self) -> None:
         """Raise SQLite's read-only error unless the path can be written now.
 

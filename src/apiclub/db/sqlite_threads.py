@@ -16,7 +16,8 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from queue import SimpleQueue
+from dataclasses import dataclass
+from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -46,23 +47,48 @@ def fetch(connection: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) ->
     return connection.execute(sql, args).fetchall()
 
 
+def closed_error() -> sqlite3.OperationalError:
+    """What a query gets once the engine is closed (the server is stopping): a 503 ("busy")."""
+    error = sqlite3.OperationalError("the database connections are closed: the server is stopping")
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    return error
+
+
+@dataclass
+class _Barrier:
+    """Queued behind the jobs before it: runs `callback` on `loop` once they have run."""
+
+    loop: asyncio.AbstractEventLoop
+    callback: Callable[[], None]
+
+
 class ConnectionThread:
     """One connection, opened on first use by the daemon thread that runs every call on it.
 
-    A call whose connect fails gets the error; the next call tries to connect again.
+    A call whose connect fails gets the error; the next call tries to connect again. A call
+    whose caller was cancelled before it started is skipped. Calls made after `close()` fail
+    with `closed_error()`.
     """
 
     def __init__(self, connect: Connect, name: str) -> None:
         self._connect = connect
-        self._jobs: SimpleQueue[tuple[asyncio.Future[Any] | None, Job[Any]] | None]
+        self._jobs: SimpleQueue[tuple[asyncio.Future[Any] | None, Job[Any]] | _Barrier | None]
         self._jobs = SimpleQueue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
+
+    @property
+    def idle(self) -> bool:
+        """Whether every call queued so far has run."""
+        return self._pending == 0
 
     async def call(self, job: Job[T]) -> T:
         """Run `job(connection)` in the thread; its result, or what it raised."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.put((future, job))
+        self._put(future, job)
         return await future
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
@@ -71,28 +97,76 @@ class ConnectionThread:
 
     def end_transaction(self) -> None:
         """Roll back a transaction left open (a failed COMMIT, a cancelled caller); no wait."""
-        self._jobs.put((None, _roll_back_if_open))
+        self._put(None, _roll_back_if_open)
+
+    def when_idle(self, callback: Callable[[], None]) -> None:
+        """Call `callback` on this event loop once the calls queued so far have run."""
+        if self.idle:
+            callback()
+        else:
+            self._jobs.put(_Barrier(asyncio.get_running_loop(), callback))
 
     def close(self) -> None:
         """Close the connection once the calls queued before this one have run; no wait."""
+        with self._lock:
+            self._closed = True
         self._jobs.put(None)
+
+    def _put(self, future: asyncio.Future[Any] | None, job: Job[Any]) -> None:
+        with self._lock:
+            if self._closed:
+                if future is None:
+                    return
+                raise closed_error()
+            self._pending += 1
+        self._jobs.put((future, job))
 
     def _serve(self) -> None:
         connection: sqlite3.Connection | None = None
         while (item := self._jobs.get()) is not None:
-            future, job = item
-            try:
-                if connection is None:
-                    connection = self._connect()
-                result = job(connection)
-            except BaseException as exc:  # handed to the caller, raised there
-                if future is not None:
-                    settle(future, None, exc)
-            else:
-                if future is not None:
-                    settle(future, result, None)
+            if isinstance(item, _Barrier):
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                    item.loop.call_soon_threadsafe(item.callback)
+                continue
+            connection = self._run(connection, *item)
+            with self._lock:
+                self._pending -= 1
         if connection is not None:
             connection.close()
+        _fail_the_rest(self._jobs)
+
+    def _run(
+        self,
+        connection: sqlite3.Connection | None,
+        future: asyncio.Future[Any] | None,
+        job: Job[Any],
+    ) -> sqlite3.Connection | None:
+        if future is not None and future.cancelled():
+            return connection  # its caller is gone: nobody waits for it
+        if future is None and connection is None:
+            return connection  # housekeeping for a connection never opened
+        try:
+            if connection is None:
+                connection = self._connect()
+            result = job(connection)
+        except BaseException as exc:  # handed to the caller, raised there
+            if future is not None:
+                settle(future, None, exc)
+        else:
+            if future is not None:
+                settle(future, result, None)
+        return connection
+
+
+def _fail_the_rest(jobs: SimpleQueue[Any]) -> None:
+    # Calls queued as the thread stopped: told, never left waiting.
+    while True:
+        try:
+            item = jobs.get_nowait()
+        except Empty:
+            return
+        if isinstance(item, tuple) and item[0] is not None:
+            settle(item[0], None, closed_error())
 
 
 def _roll_back_if_open(connection: sqlite3.Connection) -> None:
@@ -104,7 +178,9 @@ class ConnectionPool:
     """Up to `size` `ConnectionThread`s, each lent to one caller at a time.
 
     A caller holds a connection for one query or one transaction (see `SQLiteDatabase`);
-    while all are lent, callers wait in line for the next one returned.
+    while all are lent, callers wait in line for the next one returned. A connection comes
+    back once the calls its borrower queued have run, even if the borrower was cancelled: the
+    next borrower never waits behind abandoned work, and at most `size` queries run at once.
     """
 
     def __init__(self, connect: Connect, size: int, name: str) -> None:
@@ -114,9 +190,24 @@ class ConnectionPool:
         self._idle: list[ConnectionThread] = []
         self._opened: list[ConnectionThread] = []
         self._waiters: deque[asyncio.Future[ConnectionThread]] = deque()
+        self._closed = False
+        self.loans = 0
+        """How many times a connection was lent: the reads and transactions sent to threads."""
+
+    @property
+    def opened(self) -> int:
+        """How many connections the pool holds (it opens them as callers need them)."""
+        return len(self._opened)
 
     async def acquire(self) -> ConnectionThread:
-        """A connection for the caller alone, until it calls `release`."""
+        """A connection for the caller alone, until it calls `release`.
+
+        Raises:
+            sqlite3.OperationalError: the pool is closed (`closed_error()`).
+        """
+        if self._closed:
+            raise closed_error()
+        self.loans += 1
         if self._idle:
             return self._idle.pop()
         if len(self._opened) < self._size:
@@ -134,13 +225,7 @@ class ConnectionPool:
 
     def release(self, thread: ConnectionThread) -> None:
         """Take back a connection from `acquire` (which must not leave a transaction open)."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                with contextlib.suppress(RuntimeError):  # its loop is gone
-                    waiter.set_result(thread)
-                    return
-        self._idle.append(thread)
+        thread.when_idle(lambda: self._give_back(thread))
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[ConnectionThread]:
@@ -152,8 +237,26 @@ class ConnectionPool:
             self.release(thread)
 
     def close(self) -> None:
-        """Close every connection once its queued calls have run; no wait."""
+        """Close every connection once its queued calls have run; no wait. Later calls fail."""
+        self._closed = True
         for thread in self._opened:
             thread.close()
         self._opened.clear()
         self._idle.clear()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                with contextlib.suppress(RuntimeError):  # its loop is gone
+                    waiter.set_exception(closed_error())
+
+    def _give_back(self, thread: ConnectionThread) -> None:
+        if self._closed:
+            thread.close()
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                with contextlib.suppress(RuntimeError):  # its loop is gone
+                    waiter.set_result(thread)
+                    return
+        self._idle.append(thread)

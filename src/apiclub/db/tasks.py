@@ -24,6 +24,11 @@ from apiclub.db.tables import Task
 TaskRow = dict[str, Any]
 _COLUMNS = (Task.id, Task.name, Task.created_at)
 
+BOUNDED_OFFSET = 1_000
+"""Tasks a page may skip and still be read in place on SQLite (`read_snapshot(bounded=True)`):
+skipping a thousand rows along the primary key costs tens of microseconds; a deep page, a
+`name` filter (as many rows as match) or a scan goes to a reader thread."""
+
 SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 """PostgreSQL: one snapshot for the whole list read. Under its default READ COMMITTED each
 statement takes its own snapshot, so a task committed between the page and the count would make
@@ -62,7 +67,8 @@ async def list_tasks(
             await Task.raw(SNAPSHOT_SQL)
             rows, counted = await select, await count
     else:
-        rows, counted = await engine.read_snapshot(select, count)
+        bounded = not filters and offset <= BOUNDED_OFFSET
+        rows, counted = await engine.read_snapshot(select, count, bounded=bounded)
     return rows, _total(counted)
 
 
@@ -85,7 +91,12 @@ async def get_task(task_id: int) -> TaskRow | None:
     """The task with `task_id`, or None."""
     if not _storable(task_id):
         return None
-    rows = await Task.select(*_COLUMNS).where(Task.id == task_id)
+    select = Task.select(*_COLUMNS).where(Task.id == task_id)
+    engine = bound_engine()
+    if isinstance(engine, Postgres):
+        rows = await select
+    else:
+        (rows,) = await engine.read_snapshot(select, bounded=True)  # by primary key
     return rows[0] if rows else None
 
 
