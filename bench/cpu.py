@@ -1,6 +1,6 @@
 """Server CPU time per request: a figure that a busy machine disturbs far less than req/s.
 
-    python -m bench.cpu [--seconds 4] [--rounds 3] -- COMMAND...
+    python -m bench.cpu [--seconds 4] [--rounds 3] [--path /task/ --tasks 10000] -- COMMAND...
 
 Starts COMMAND (an `apiclub serve`; free ports and a scratch data folder are handed to it in
 APICLUB_HTTPS_PORT, APICLUB_HTTP_PORT and APICLUB_DATA_DIR), waits for its first verified
@@ -24,15 +24,16 @@ from pathlib import Path
 
 from bench.load import run_wrk
 from bench.processes import free_ports, wait_verified
+from bench.seed import seed_apiclub
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def workloads(https: int, http: int) -> dict[str, tuple[str, bool]]:
+def workloads(https: int, http: int, path: str = "/") -> dict[str, tuple[str, bool]]:
     """Name -> (URL, a new connection per request)."""
     return {
-        "keep-alive": (f"https://localhost:{https}/", False),
-        "new-connection": (f"https://localhost:{https}/", True),
+        "keep-alive": (f"https://localhost:{https}{path}", False),
+        "new-connection": (f"https://localhost:{https}{path}", True),
         "redirect": (f"http://localhost:{http}/task/?page=2", False),
     }
 
@@ -59,10 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--path", default="/", help="path of the HTTPS workloads (default /)")
+    parser.add_argument("--tasks", type=int, default=0, help="tasks seeded first (default 0)")
     parser.add_argument("command", nargs="+")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-cpu-") as scratch:
         data = Path(scratch)
+        if args.tasks:
+            seed_apiclub(data, args.tasks)
         https, http = free_ports(2)
         env = {
             **os.environ,
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         server = subprocess.Popen(args.command, env=env, stdout=log, stderr=log)  # noqa: S603
         try:
             wait_verified(https, data / "ca/root.pem", [server], log=data / "server.log")
-            runs = workloads(https, http)
+            runs = workloads(https, http, args.path)
             costs: dict[str, list[float]] = {name: [] for name in runs}
             for _ in range(args.rounds):
                 for name, (url, close) in runs.items():
