@@ -2,9 +2,10 @@
 
 Piccolo builds the SQL and runs migrations as before; what changes is where a query runs:
 
-- Reads, and transactions (a page and its total read in one snapshot, migrations), borrow one
-  of `READERS` pooled connections (`sqlite_threads`). In WAL mode readers never wait for the
-  writer, nor it for them.
+- Reads whose cost does not grow with the table (`read_snapshot(bounded=True)`) run on the
+  event loop's own connection. Other reads, and transactions (migrations), borrow one of
+  `READERS` pooled connections, each in a thread of its own (`sqlite_threads`). In WAL mode
+  readers never wait for the writer, nor it for them.
 - Single writes passed to `write()` go to the `GroupCommitWriter`, which commits whatever
   writes are waiting in one transaction, each answered once that commit is on disk.
 
@@ -98,12 +99,14 @@ class SQLiteDatabase(SQLiteEngine):
         # thread, never on the event loop.
         if bounded and self.guard.unchanged():
             try:
-                return self._read_together(self._in_place.connection(), statements)
+                return _read_together(self._in_place.connection(), statements)
             except sqlite3.OperationalError as exc:
                 if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                     raise
         async with self.readers.connection() as connection:
-            return await connection.call(partial(self._read_together, statements=statements))
+            return await connection.call(
+                partial(self._checked_read_together, statements=statements)
+            )
 
     async def run_querystring(self, querystring: QueryString, in_pool: bool = False) -> list[Row]:
         sql, args = querystring.compile_string(engine_type=self.engine_type)
@@ -127,25 +130,32 @@ class SQLiteDatabase(SQLiteEngine):
         async with self.readers.connection() as connection:
             return await connection.call(job)
 
-    def _read_together(
+    def _checked_read_together(
         self, connection: sqlite3.Connection, statements: list[tuple[str, list[Any]]]
     ) -> list[list[Row]]:
         self.guard.check()
-        connection.execute("BEGIN")
-        try:
-            rows = [fetch(connection, sql, args) for sql, args in statements]
-        except BaseException:
-            if connection.in_transaction:  # SQLite may have ended it (SQLITE_IOERR, ...)
-                connection.rollback()
-            raise
-        connection.execute("COMMIT")  # a read-only transaction: nothing to lose
-        return rows
+        return _read_together(connection, statements)
 
     def _checked_fetch(
         self, connection: sqlite3.Connection, sql: str, args: list[Any]
     ) -> list[Row]:
         self.guard.check()
         return fetch(connection, sql, args)
+
+
+def _read_together(
+    connection: sqlite3.Connection, statements: list[tuple[str, list[Any]]]
+) -> list[list[Row]]:
+    """Run `statements` in one read transaction: their rows from one snapshot."""
+    connection.execute("BEGIN")
+    try:
+        rows = [fetch(connection, sql, args) for sql, args in statements]
+    except BaseException:
+        if connection.in_transaction:  # SQLite may have ended it (SQLITE_IOERR, ...)
+            connection.rollback()
+        raise
+    connection.execute("COMMIT")  # a read-only transaction: nothing to lose
+    return rows
 
 
 class _PooledTransaction(SQLiteTransaction):
