@@ -191,23 +191,27 @@ async def test_a_cancelled_caller_does_not_stop_the_writer(
     assert stored(database)[2] == "next"
 
 
-async def test_the_file_is_checked_again_after_begin_and_before_commit(database: Path) -> None:
+@pytest.mark.parametrize("failing_check", [1, 2], ids=["after-begin", "before-commit"])
+async def test_the_file_is_checked_after_begin_and_before_commit(
+    database: Path, failing_check: int
+) -> None:
     # BEGIN IMMEDIATE may wait for another process's lock; the file may go meanwhile.
     checks = 0
 
-    def gone_after_begin() -> None:
+    def gone_meanwhile() -> None:
         nonlocal checks
         checks += 1
-        if checks == 2:
-            raise sqlite3.OperationalError("the file went while BEGIN waited")
+        if checks == failing_check:
+            raise sqlite3.OperationalError("the file went meanwhile")
 
-    writer = GroupCommitWriter(partial(connect, database), gone_after_begin, "test-writer")
+    writer = GroupCommitWriter(partial(connect, database), gone_meanwhile, "test-writer")
     try:
-        with pytest.raises(sqlite3.OperationalError, match="while BEGIN waited"):
+        with pytest.raises(sqlite3.OperationalError, match="went meanwhile"):
             await writer.write(INSERT, [1, "not written"])
         assert stored(database) == {}
         await writer.write(INSERT, [2, "written"])  # the connection is usable again
         assert stored(database) == {2: "written"}
+        assert checks == failing_check + 2  # the failed group's checks, then two for the next
     finally:
         writer.close(timeout=10)
 

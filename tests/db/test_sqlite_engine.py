@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from contextlib import closing
 from pathlib import Path
 
@@ -14,10 +13,6 @@ from apiclub.db import bind_engine, create_engine, migrate, tasks
 from apiclub.db.sqlite_engine import READERS, SQLiteDatabase
 
 pytestmark = pytest.mark.anyio
-
-
-def threads(prefix: str) -> list[threading.Thread]:
-    return [thread for thread in threading.enumerate() if thread.name.startswith(prefix)]
 
 
 @pytest.fixture

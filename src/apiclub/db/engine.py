@@ -5,7 +5,8 @@ transactions here serve both.)
 
 Piccolo's `SQLiteEngine` does not enable WAL, so the file is switched to WAL once here (the
 mode persists in the file), and every connection gets a busy timeout: another process's writer
-(`--workers`, `apiclub migrate`) is waited for instead of failing with "database is locked".
+(`--workers`, `apiclub migrate`) is waited for instead of failing with "database is locked"
+(all but the event loop's own reader, which must not block: `sqlite_engine`).
 Which connection runs what (a few long-lived readers, one group-committing writer) is
 `sqlite_engine`'s job. Every connection also sets `synchronous=FULL` (SQLite's usual default,
 but builds may lower it): in WAL mode FULL keeps acknowledged commits across a process crash
@@ -137,7 +138,10 @@ def bind_engine(engine: Database) -> None:
 
 
 def write_transaction() -> SQLiteTransaction | PostgresTransaction:
-    """A transaction for one write on the bound engine.
+    """A transaction for writes that must go together (migrations; tests).
+
+    A single task write needs none: on SQLite it is group-committed (`SQLiteDatabase.write`),
+    on PostgreSQL it runs in a transaction of its own (`tasks._write`).
 
     SQLite: IMMEDIATE, so writers queue on the busy timeout. A DEFERRED transaction that reads
     first and then writes cannot wait for the lock (SQLite answers SQLITE_BUSY at once to avoid

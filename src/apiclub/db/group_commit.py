@@ -104,15 +104,14 @@ class GroupCommitWriter:
     def _commit(self, batch: list[_Write]) -> None:
         while batch:
             try:
-                self._check()
-                connection = self._open()
+                connection = self._open()  # a new connection checks the file as it opens
                 connection.execute("BEGIN IMMEDIATE")
             except BaseException as exc:
                 _fail(batch, exc)
                 return
             try:
-                # BEGIN may have waited the busy timeout for another process's lock: the file
-                # may have gone meanwhile, and nothing may be written to a deleted file.
+                # After BEGIN, which may have waited the busy timeout for another process's
+                # lock: the file may have gone meanwhile, and nothing may go to a deleted file.
                 self._check()
             except BaseException as exc:
                 self._roll_back(connection)

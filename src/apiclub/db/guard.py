@@ -47,8 +47,9 @@ class DatabaseGuard:
     """The keeper connection and the file identity check for one database file.
 
     `check()` is called before and after every new connection opens, and before every query
-    and write (from the connections' threads); it raises `DatabaseFileError` while the path
-    does not name the file opened at start, and logs each change of that state once.
+    run in a thread and every group of writes; it raises `DatabaseFileError` while the path
+    does not name the file opened at start, and logs each change of that state once. Reads on
+    the event loop call `unchanged()` instead, and go to a thread when it says no.
     """
 
     def __init__(self, path: Path) -> None:

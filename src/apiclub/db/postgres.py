@@ -27,6 +27,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import asyncpg  # type: ignore[import-untyped]
 from asyncpg import exceptions as pg
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+from piccolo.query.base import Query
+from piccolo.querystring import QueryString
 
 from apiclub.errors import StorageError
 from apiclub.settings import redact_url
@@ -84,6 +86,14 @@ def unavailable_reason(exc: BaseException) -> str | None:
         # asyncpg says "connection is closed" when a dropped connection is used again.
         return "the database connection was closed" if "closed" in str(exc) else None
     return next((reason for kind, reason in _UNAVAILABLE if isinstance(exc, kind)), None)
+
+
+SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+"""PostgreSQL: one snapshot for the whole list read. Under its default READ COMMITTED each
+statement takes its own snapshot, so a task committed between the page and the count would make
+them disagree; SQLite's read transaction already reads one snapshot (WAL). It must be the first
+statement of the transaction (https://www.postgresql.org/docs/current/sql-set-transaction.html),
+and a read-only transaction never waits for a lock nor fails a serialization check."""
 
 
 class Postgres(PostgresEngine):
@@ -187,6 +197,33 @@ class Postgres(PostgresEngine):
     def transaction(self, allow_nested: bool = True) -> PostgresTransaction:
         """A transaction on a pool connection that goes back to the pool whatever fails."""
         return _PoolTransaction(engine=self, allow_nested=allow_nested)
+
+    async def read_snapshot(
+        self, *queries: Query[Any, Any], bounded: bool = False
+    ) -> list[list[dict[str, Any]]]:
+        """The rows of each of `queries`, all read from one snapshot (as `SQLiteDatabase`'s).
+
+        Several queries share one REPEATABLE READ, READ ONLY transaction (`SNAPSHOT_SQL`); one
+        query reads one snapshot by itself. `bounded` matters to SQLite only: every read here
+        goes through the pool alike.
+        """
+        if len(queries) == 1:
+            return [await queries[0]]
+        async with self.transaction():
+            await self.run_querystring(QueryString(SNAPSHOT_SQL))
+            rows: list[list[dict[str, Any]]] = [await query for query in queries]
+        return rows
+
+    async def write(self, query: Query[Any, Any]) -> list[dict[str, Any]]:
+        """Run one write in a transaction of its own (as `SQLiteDatabase.write`); its rows.
+
+        A plain READ COMMITTED transaction: each write is one statement whose row locks make
+        concurrent writers to a row wait, and an UPDATE that waited re-reads the row's latest
+        version, so no write is lost; the pool's connections write side by side.
+        """
+        async with self.transaction():
+            rows: list[dict[str, Any]] = await query
+        return rows
 
     async def _run_in_pool(self, query: str, args: Any = None) -> Any:
         if not self.pool:

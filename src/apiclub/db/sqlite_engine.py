@@ -70,11 +70,10 @@ class SQLiteDatabase(SQLiteEngine):
         are what the statement returned (`.returning(...)`), as Piccolo's plain
         `await query` gives them for these queries, which need no post-processing.
         """
-        (querystring,) = query.querystrings
-        sql, args = querystring.compile_string(engine_type=self.engine_type)
         if self.current_transaction.get() is not None:
-            return await self._run(sql, args)  # part of the caller's transaction, as asked
-        return await self.writer.write(sql, args)
+            rows: list[Row] = await query  # part of the caller's transaction, as asked
+            return rows
+        return await self.writer.write(*self._compile(query))
 
     async def read_snapshot(
         self, *queries: Query[Any, Any], bounded: bool = False
@@ -91,10 +90,7 @@ class SQLiteDatabase(SQLiteEngine):
         mode a reader takes no lock that waits for a writer. The rare busy answer (a WAL
         recovery) is not waited for here: the read then goes to a thread like any other.
         """
-        statements = []
-        for query in queries:
-            (querystring,) = query.querystrings
-            statements.append(querystring.compile_string(engine_type=self.engine_type))
+        statements = [self._compile(query) for query in queries]
         # Unless the file changed: the guard's report (and its copy of the file) happen in a
         # thread, never on the event loop.
         if bounded and self.guard.unchanged():
@@ -130,6 +126,11 @@ class SQLiteDatabase(SQLiteEngine):
         async with self.readers.connection() as connection:
             return await connection.call(job)
 
+    def _compile(self, query: Query[Any, Any]) -> tuple[str, list[Any]]:
+        (querystring,) = query.querystrings
+        sql, args = querystring.compile_string(engine_type=self.engine_type)
+        return sql, args
+
     def _checked_read_together(
         self, connection: sqlite3.Connection, statements: list[tuple[str, list[Any]]]
     ) -> list[list[Row]]:
@@ -147,6 +148,9 @@ def _read_together(
     connection: sqlite3.Connection, statements: list[tuple[str, list[Any]]]
 ) -> list[list[Row]]:
     """Run `statements` in one read transaction: their rows from one snapshot."""
+    if len(statements) == 1:  # one statement reads one snapshot by itself
+        ((sql, args),) = statements
+        return [fetch(connection, sql, args)]
     connection.execute("BEGIN")
     try:
         rows = [fetch(connection, sql, args) for sql, args in statements]

@@ -17,8 +17,7 @@ from piccolo.query.methods.insert import Insert
 from piccolo.query.methods.update import Update
 
 from apiclub.db import search
-from apiclub.db.engine import bound_engine, write_transaction
-from apiclub.db.postgres import Postgres
+from apiclub.db.engine import bound_engine
 from apiclub.db.tables import Task
 
 TaskRow = dict[str, Any]
@@ -28,13 +27,6 @@ BOUNDED_OFFSET = 1_000
 """Tasks a page may skip and still be read in place on SQLite (`read_snapshot(bounded=True)`):
 skipping a thousand rows along the primary key costs tens of microseconds; a deep page, a
 `name` filter (as many rows as match) or a scan goes to a reader thread."""
-
-SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-"""PostgreSQL: one snapshot for the whole list read. Under its default READ COMMITTED each
-statement takes its own snapshot, so a task committed between the page and the count would make
-them disagree; SQLite's read transaction already reads one snapshot (WAL). It must be the first
-statement of the transaction (https://www.postgresql.org/docs/current/sql-set-transaction.html),
-and a read-only transaction never waits for a lock nor fails a serialization check."""
 
 
 async def ping() -> list[int]:
@@ -61,14 +53,9 @@ async def list_tasks(
     filters = search.name_filters(engine.engine_type, name) if name else []
     for where in filters:
         select = select.where(where)
-    count = _count(filters)
-    if isinstance(engine, Postgres):
-        async with engine.transaction():  # both in one snapshot, so the page and total agree
-            await Task.raw(SNAPSHOT_SQL)
-            rows, counted = await select, await count
-    else:
-        bounded = not filters and offset <= BOUNDED_OFFSET
-        rows, counted = await engine.read_snapshot(select, count, bounded=bounded)
+    # Both from one snapshot, so the page and its total agree.
+    bounded = not filters and offset <= BOUNDED_OFFSET
+    rows, counted = await engine.read_snapshot(select, _count(filters), bounded=bounded)
     return rows, _total(counted)
 
 
@@ -92,11 +79,7 @@ async def get_task(task_id: int) -> TaskRow | None:
     if not _storable(task_id):
         return None
     select = Task.select(*_COLUMNS).where(Task.id == task_id)
-    engine = bound_engine()
-    if isinstance(engine, Postgres):
-        rows = await select
-    else:
-        (rows,) = await engine.read_snapshot(select, bounded=True)  # by primary key
+    (rows,) = await bound_engine().read_snapshot(select, bounded=True)  # by primary key
     return rows[0] if rows else None
 
 
@@ -127,12 +110,7 @@ async def delete_task(task_id: int) -> TaskRow | None:
 async def _write(query: Insert[Task] | Update[Any] | Delete) -> list[TaskRow]:
     """Run one write: in the next group commit on SQLite, in a transaction of its own on
     PostgreSQL (where the pool's connections write side by side); its rows once committed."""
-    engine = bound_engine()
-    if isinstance(engine, Postgres):
-        async with write_transaction():
-            rows: list[TaskRow] = await query
-        return rows
-    return await engine.write(query)
+    return await bound_engine().write(query)
 
 
 def _storable(task_id: int) -> bool:
