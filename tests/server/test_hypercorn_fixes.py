@@ -245,6 +245,23 @@ async def test_an_h2_request_read_as_the_connection_closes_is_dropped_not_a_cras
         assert "GoAwayFrame" in frame_types(connection.written)
 
 
+async def test_frames_after_the_stops_goaway_are_discarded_not_a_close() -> None:
+    # The client sent a request, and a PING, before it read the stop's GOAWAY. h2 rejects any
+    # frame on a closed connection; Hypercorn then closed the socket with them unread, which the
+    # kernel answers with a reset that fails the client's streams already answered.
+    app, context = RecordingApp(), WorkerContext(None)
+    client = h2_client()
+    async with protocol(H2Protocol, app, context) as (server, connection):
+        await server.initiate()
+        await server.handle(RawData(client.data_to_send()))
+        await close_h2(server, context, "stop")
+        client.ping(b"12345678")
+        await server.handle(RawData(h2_request(client, "POST") + client.data_to_send()))
+        assert Closed() not in connection.events  # the connection waits for the client's close
+        await server.handle(Closed())  # ends the protocol's sender task
+    assert app.requests == []
+
+
 class LifespanApp:
     """Answers lifespan events and records the shutdown, as the API's database close would."""
 

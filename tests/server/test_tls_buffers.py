@@ -64,3 +64,33 @@ async def test_a_body_of_many_records_arrives_whole(
             )
     assert answer.status_code == 201, answer.text
     assert json.loads(answer.text)["name"] == "padded"
+
+
+async def test_connections_share_one_read_buffer_and_keep_their_own_bytes(
+    files_settings: Settings, trust_context: ssl.SSLContext
+) -> None:
+    # Two clients (asyncio's TLS, patched like the server's) send their bodies at once; JSON
+    # allows any amount of whitespace, so each body spans 8 records before its name.
+    names = ("first", "second")
+    bodies = [b"{" + b" " * (8 * TLS_READ_SIZE) + b'"name": "%s"}' % n.encode() for n in names]
+    async with serving(replace(files_settings, http_port=0), redirect=False) as server:
+        streams = [
+            await asyncio.open_connection(
+                "127.0.0.1", server.api_port, ssl=trust_context, server_hostname="localhost"
+            )
+            for _ in bodies
+        ]
+        protocols = [writer.transport._ssl_protocol for _, writer in streams]  # type: ignore[attr-defined]
+        assert all(protocol._ssl_buffer is None for protocol in protocols)
+        assert protocols[0].get_buffer(-1) is protocols[1].get_buffer(-1)
+        for (_, writer), body in zip(streams, bodies, strict=True):
+            writer.write(
+                b"POST /task/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+        for (reader, writer), name in zip(streams, names, strict=True):
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 201 ")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            assert json.loads(await reader.readexactly(length))["name"] == name
+            writer.close()

@@ -7,7 +7,8 @@ patch names the bug it works around and is idempotent.
 - `TCPServer.protocol_send` and `_read_data` turn a write to, or a read from, a vanished TLS
   transport into a traceback.
 - A request arriving as an idle keep-alive connection is closed is run but never answered.
-- HTTP/2: a request arriving after the stop's GOAWAY crashes the stop.
+- HTTP/2: a request arriving after the stop's GOAWAY crashes the stop, and closing the
+  connection under the client's late frames resets it, failing streams already answered.
 - A TLS close can wait 30 s for the client, and the TLS transport's `abort()` stops working
   after Hypercorn's second `close()`: `abort_connections` cuts the TCP transport under it.
 """
@@ -61,9 +62,8 @@ def tolerate_tls_close_errors() -> None:
     ("APPLICATION_DATA_AFTER_CLOSE_NOTIFY": the client sent its next request as we closed) and
     `TimeoutError` ("SSL shutdown timed out") escape (pgjones/hypercorn#261, #264, open). During
     a stop, that exception fails Hypercorn's `gather` over all connections, so `serve()` returns
-    at once and every other in-flight request is cancelled: clients get 500s and an aiosqlite
-    worker thread is left behind that keeps the process from exiting. The connection is closed
-    either way, so the error is logged at debug level and dropped.
+    at once and every other in-flight request is cancelled: clients get 500s. The connection is
+    closed either way, so the error is logged at debug level and dropped.
     """
     if getattr(TCPServer, _PATCHED, False):
         return
