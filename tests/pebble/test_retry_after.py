@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from apiclub.backoff import Backoff
 from apiclub.tls.acme_client import HTTP_PROBLEM
-from apiclub.tls.managed import RETRY_MAX, Backoff
+from apiclub.tls.managed import RETRY_MAX
 from tests.processes import run_apiclub
 
 from .conftest import FAST, NAME, acme_settings, local_client, pebble_client, serving_acme

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from apiclub.server.workers import Backoff
+from apiclub.server.workers import RestartBackoff
 from tests.processes import Served, served, start_apiclub
 from tests.server.test_workers import WAIT, children, pids_seen_serving, serving_pids, wait_for
 
@@ -113,12 +113,12 @@ def test_a_stop_signal_right_after_a_fork_is_a_graceful_stop(tmp_path: Path) -> 
 
 
 def test_the_restart_delay_doubles_to_its_cap() -> None:
-    backoff = Backoff(first=1, cap=60, healthy_after=30)
+    backoff = RestartBackoff(first=1, cap=60, healthy_after=30)
     assert [backoff.failed(now) for now in range(9)] == [1, 2, 4, 8, 16, 32, 60, 60, 60]
 
 
 def test_the_restart_delay_resets_after_a_replacement_served_long_enough() -> None:
-    backoff = Backoff(first=1, cap=60, healthy_after=30)
+    backoff = RestartBackoff(first=1, cap=60, healthy_after=30)
     backoff.failed(100)
     backoff.failed(101)
     assert not backoff.reset_if_healthy([50], now=200)  # ready before the last failure
@@ -130,7 +130,7 @@ def test_the_restart_delay_resets_after_a_replacement_served_long_enough() -> No
 
 @pytest.mark.parametrize("ready", [[], [10.0]])
 def test_nothing_to_reset_before_a_failure(ready: list[float]) -> None:
-    backoff = Backoff(first=1, cap=60, healthy_after=30)
+    backoff = RestartBackoff(first=1, cap=60, healthy_after=30)
     assert not backoff.reset_if_healthy(ready, now=1000)
     assert backoff.failed(1001) == 1
 

@@ -6,12 +6,13 @@ from datetime import timedelta
 
 import pytest
 
+from apiclub.backoff import Backoff
 from apiclub.tls import FileStorage, LocalCA
 from apiclub.tls.acme_client import AcmeError
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.certstore import CertStore
 from apiclub.tls.issuers import LocalIssuer
-from apiclub.tls.managed import Backoff, ManagedCert
+from apiclub.tls.managed import ManagedCert
 
 RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited"
 

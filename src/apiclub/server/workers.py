@@ -15,7 +15,8 @@ Supervision, as nginx's master and gunicorn's arbiter do it:
   kill) costs its in-flight requests, not the service. More than MAX_RESTARTS deaths within
   RESTART_WINDOW stop everything with exit 1, rather than a crash loop.
 - A replacement that exits before it is ready (PostgreSQL down longer than its start retry, the
-  data directory read-only for a moment) is started again after a growing delay (`Backoff`);
+  data directory read-only for a moment) is started again after a growing delay
+  (`RestartBackoff`);
   the other workers keep serving. A replacement that serves for HEALTHY_AFTER resets the delay.
 - SIGTERM or SIGINT to the parent reaches every worker, each stops gracefully, and the parent
   exits 0 when all of them did. A worker holds those signals blocked from the fork until its
@@ -40,6 +41,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkProcess
 from types import FrameType
 
+from apiclub.backoff import Backoff
 from apiclub.errors import ApiclubError
 from apiclub.server.launcher import STOP_MARGIN, Server
 from apiclub.server.sockets import bind_listeners
@@ -64,7 +66,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 UNKNOWN_CAUSE = "it sent no reason (its traceback, if any, is above)"
 
 
-class Backoff:
+class RestartBackoff:
     """Delays between attempts to boot a replacement worker: doubling, capped, reset by health.
 
     A boot failure is likely to repeat until the operator or the network fixes it (a database
@@ -77,25 +79,22 @@ class Backoff:
         cap: float = MAX_DELAY,
         healthy_after: float = HEALTHY_AFTER,
     ) -> None:
-        self.first = first
-        self.cap = cap
+        self._delays = Backoff(initial=first, maximum=cap)
+        self.first_delay = first
         self.healthy_after = healthy_after
-        self.delay: float | None = None
-        """The last delay given; None until a failure, and again after a reset."""
         self.last_failure = float("-inf")
 
     def failed(self, now: float) -> float:
         """A replacement failed to boot at `now`: how long to wait before the next attempt."""
         self.last_failure = now
-        self.delay = self.first if self.delay is None else min(self.delay * 2, self.cap)
-        return self.delay
+        return self._delays.fail()
 
     def reset_if_healthy(self, ready_times: Iterable[float], now: float) -> bool:
         """Reset when a worker ready since the last failure has served `healthy_after`."""
-        if self.delay is None:
+        if self._delays.failures == 0:
             return False
         if any(self.last_failure < ready <= now - self.healthy_after for ready in ready_times):
-            self.delay = None
+            self._delays.succeed()
             return True
         return False
 
@@ -125,7 +124,7 @@ class Supervisor:
         self.sockets = (api_socket, redirect_socket)
         self.workers: list[_Worker] = []
         self.deaths: collections.deque[float] = collections.deque()
-        self.backoff = Backoff()
+        self.backoff = RestartBackoff()
         self.due: list[float] = []
         """A heap of the times at which replacements that failed to boot are started again."""
         self.announced = False
@@ -219,7 +218,7 @@ class Supervisor:
             logger.info(
                 "a replacement worker has served for %g s: the next restart delay is %g s",
                 self.backoff.healthy_after,
-                self.backoff.first,
+                self.backoff.first_delay,
             )
 
     def _announce(self) -> None:
