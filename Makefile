@@ -19,20 +19,28 @@ NGINX_BASE_IMAGE ?=
 PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 comma := ,
 
-.PHONY: help install dev prod migrate lint fmt typecheck test clean \
+.PHONY: help install lock dev prod migrate lint fmt typecheck test clean \
 	image image-api image-nginx image-postgres up up-nginx up-scale rolling-restart down \
 	test-containers bench bench-scale bench-replicas
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(BIN)/apiclub: pyproject.toml
+# Installs are locked: uv (itself pinned with hashes in requirements-uv.txt) installs exactly what
+# uv.lock holds, and refuses when pyproject.toml and the lock disagree (--locked).
+UV_SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --locked --inexact --extra dev --extra bench
+
+$(BIN)/apiclub: pyproject.toml uv.lock requirements-uv.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-uv.txt
+	$(UV_SYNC)
 	@touch $@
 
-install: $(BIN)/apiclub ## Create .venv and install the project with its dev tools
+install: $(BIN)/apiclub ## Create .venv and install the locked project with its dev tools
+
+lock: install ## Refresh uv.lock after a change to pyproject.toml (upgrade: UV_ARGS=--upgrade)
+	$(BIN)/uv lock $(UV_ARGS)
+	$(UV_SYNC)
 
 dev: install ## Serve https://localhost:8443 (local CA) and http://localhost:8080
 	$(BIN)/apiclub serve

@@ -229,3 +229,23 @@ def test_serve_without_those_flags_sends_no_hsts_for_localhost_and_never_429(
         status_and_hsts(f"{served_process.url}/task/", served_process.root) for _ in range(5)
     }
     assert answers == {(200, None)}
+
+
+@pytest.mark.parametrize("module", ["apiclub", "apiclub.cli"])
+def test_both_module_entry_points_print_the_usage(module: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: apiclub")
+
+
+def test_a_module_entry_point_with_a_bad_command_exits_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "apiclub.cli", "nonsense"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "nonsense" in result.stderr

@@ -240,10 +240,6 @@ def _ca_trust(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _certs_list(settings: Settings, _: argparse.Namespace) -> int:
     from apiclub.tls.certstore import list_stored
 
@@ -335,3 +331,7 @@ def _http01_listener(settings: Settings) -> Http01Listener:
             yield
 
     return listen
+
+
+if __name__ == "__main__":
+    sys.exit(main())
