@@ -69,6 +69,7 @@ def clean_env(**values: str) -> dict[str, str]:
 
 def render(out: Path, **values: str) -> subprocess.CompletedProcess[str]:
     """Run deploy/nginx/render.sh OUT with exactly `values` as its environment."""
+    require_tool("envsubst", "gettext-base")  # render.sh fills the templates with it
     return subprocess.run(
         [str(NGINX_DIR / "render.sh"), str(out)],
         env=clean_env(**values),
