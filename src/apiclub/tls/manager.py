@@ -37,7 +37,7 @@ from apiclub.tls.local_ca import LEAF_LIFETIME, LocalCA
 from apiclub.tls.local_source import LocalSource
 from apiclub.tls.maintenance import RENEW_CHECK_INTERVAL, STORE_CHECK_INTERVAL, Maintenance
 from apiclub.tls.managed import RETRY_INITIAL, RETRY_MAX, STANDIN_LIFETIME, ManagedCert
-from apiclub.tls.names import is_local_name
+from apiclub.names import is_local_name
 from apiclub.tls.source import LeafSource
 from apiclub.tls.storage import FileStorage
 
