@@ -44,6 +44,7 @@ and apiclub.settings/errors/names: nothing of Litestar or Hypercorn. `is_local_n
 
 from __future__ import annotations
 
+from apiclub.names import is_local_name
 from apiclub.tls.acme_basics import AcmeError
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.certstore import list_stored
@@ -51,7 +52,6 @@ from apiclub.tls.challenges import ChallengeStore
 from apiclub.tls.context import CertMap, create_server_context
 from apiclub.tls.local_ca import LocalCA
 from apiclub.tls.manager import CertManager, root_cert_path
-from apiclub.names import is_local_name
 from apiclub.tls.storage import FileStorage, Storage
 from apiclub.tls.trust import install_root, trust_commands
 
