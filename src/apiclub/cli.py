@@ -59,6 +59,11 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "APICLUB_DATABASE_URL",
         "postgresql://user:password@host:port/db instead of SQLite",
     ),
+    (
+        "--auth",
+        "APICLUB_AUTH",
+        "bearer tokens for: auto (writes if a name is public), off, writes, all",
+    ),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
 SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})
