@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apiclub.cli_tokens import add_tokens_commands
 from apiclub.errors import ApiclubError
 from apiclub.settings import Settings, TlsMode
 
@@ -89,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`."""
+    """The parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`, `tokens`."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (each also read from its environment variable)")
     for flag, env, text in SETTING_FLAGS:
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         ca_commands, common, "trust", _ca_trust, "install the root in the system trust store"
     )
     _add_certs_commands(commands, common)
+    add_tokens_commands(commands, common, _add_command)
     return parser
 
 
