@@ -82,7 +82,7 @@ class LiveTokens:
                 found = stored
         if found is None:
             return None
-        self._used[found.sha256] = datetime.now(UTC)
+        self._used[found.sha256] = datetime.now(UTC).replace(microsecond=0)
         return found.name
 
     def refresh(self) -> None:
