@@ -5,8 +5,12 @@
 except the health check `GET /` and the OpenAPI document under `/schema`, which load balancers,
 the container's HEALTHCHECK and API clients fetch without credentials and which reveal no task.
 
-The check is a Litestar guard, so it runs after routing and before the body is read: a
-request without a valid token stores nothing and costs no JSON parsing. Answers:
+The check is a Litestar guard, so it runs after routing and before the body is parsed: a
+request without a valid token stores nothing and costs no JSON parsing. Its body is read and
+dropped before the refusal (never more than APICLUB_MAX_BODY_SIZE, as a write would be):
+answering while the client still sends it made Hypercorn close HTTP/1.1 keep-alive connections
+without `Connection: close`, failing the client's next request, and reset HTTP/2 connections
+on the late DATA frames (a `KeyError` traceback in the log). Answers:
 
 - no `Authorization`, or another scheme: 401, `WWW-Authenticate: Bearer realm="apiclub"`;
 - a bearer token that is not (or no longer) stored: 401 with `error="invalid_token"`
@@ -27,9 +31,9 @@ import re
 from typing import Any
 
 import anyio
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.routes import HTTPRoute
@@ -79,6 +83,13 @@ class TokenAuth:
         if not needs_token(self.mode, method, connection.scope["path"]):
             return
         address = connection.client.host if connection.client else "unknown"
+        try:
+            self._check(connection, address)
+        except HTTPException:
+            await _discard_body(connection)
+            raise
+
+    def _check(self, connection: ASGIConnection[Any, Any, Any, Any], address: str) -> None:
         self.failures.check(address)
         scheme, _, token = connection.headers.get("authorization", "").strip().partition(" ")
         if scheme.lower() != "bearer":
@@ -188,3 +199,13 @@ def create_token_auth(settings: Settings) -> TokenAuth | None:
     if mode is AuthMode.OFF:
         return None
     return TokenAuth(mode, LiveTokens(TokenStore(settings.data_dir)), FailureLimiter())
+
+
+async def _discard_body(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """Read the request body to its end, keeping none of it (see the module docstring)."""
+    if not isinstance(connection, Request):
+        return
+    # Too large (413 would follow anyway), or the client went away: the connection closes.
+    with contextlib.suppress(HTTPException):
+        async for _ in connection.stream():
+            pass
