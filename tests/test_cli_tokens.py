@@ -171,3 +171,21 @@ def test_a_refused_write_leaves_the_connection_usable(tmp_path: Path, http2: boo
     # One connection served all of it: no reconnection, no reset, no traceback.
     assert "Traceback" not in log, log[-3000:]
     assert len(set(re.findall(r"apiclub\.access: 127\.0\.0\.1:(\d+)", log))) == 1, log[-3000:]
+
+
+def test_no_token_is_logged_at_debug_level_either(tmp_path: Path) -> None:
+    token = add_token(tmp_path)
+    wrong = "apiclub_" + "y" * 43
+    with (
+        served(tmp_path, "--auth", "writes", "--log-level", "DEBUG") as server,
+        client(server) as http,
+    ):
+        assert (post(http, wrong), post(http, token)) == (401, 201)
+        http.close()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+        log = server.log()
+    assert " DEBUG " in log  # the twin: the log is at DEBUG, so more would show if anything did
+    assert re.search(r"POST /task/ .*201", log), log[-2000:]
+    for secret in (token, wrong, token.removeprefix("apiclub_"), wrong.removeprefix("apiclub_")):
+        assert secret not in log
