@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
@@ -284,3 +285,21 @@ async def test_last_use_is_written_at_shutdown_not_per_request(settings: Setting
     [listed] = store.list_tokens()
     assert listed.last_used_at is not None
     assert listed.last_used_at >= listed.created_at
+
+
+@pytest.mark.sqlite_only
+async def test_last_use_is_written_by_the_running_server_once_per_interval(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("apiclub.api.auth.LAST_USE_FLUSH_INTERVAL", 0.2)
+    store = TokenStore(settings.data_dir)
+    token = store.add("ci")
+    async with serve(create_app(with_auth(settings, AuthMode.WRITES))) as client:
+        assert (await client.post("/task/", json=TASK, headers=bearer(token))).status_code == 201
+        deadline = asyncio.get_running_loop().time() + 5
+        while store.list_tokens()[0].last_used_at is None:
+            assert asyncio.get_running_loop().time() < deadline, "last use never written"
+            await asyncio.sleep(0.05)
+        written = store.storage.path("auth/last-use.json").stat().st_mtime_ns
+        await asyncio.sleep(0.5)  # two more intervals, no new use: nothing to write
+        assert store.storage.path("auth/last-use.json").stat().st_mtime_ns == written
