@@ -24,6 +24,7 @@ from apiclub.settings import Settings, TlsMode
 if TYPE_CHECKING:
     from apiclub.tls.challenges import ChallengeLookup
     from apiclub.tls.issuers import Http01Listener
+    from apiclub.tls.trust_result import StoreResult
 
 # (flag, environment variable, help); each flag's value is handed to Settings.from_env under
 # its variable's name, so flags and variables share one parser and one set of error messages.
@@ -115,9 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     ca = commands.add_parser("ca", help="the local certificate authority")
     ca_commands = ca.add_subparsers(title="ca commands", required=True, metavar="COMMAND")
     _add_command(ca_commands, common, "path", _ca_path, "print the root certificate's path")
-    _add_command(
-        ca_commands, common, "trust", _ca_trust, "install the root in the system trust store"
-    )
+    for name, command, text in (
+        ("trust", _ca_trust, "add the root to the system store (as root) and browsers' NSS files"),
+        ("untrust", _ca_untrust, "remove the root from those stores again"),
+    ):
+        trust = _add_command(ca_commands, common, name, command, text)
+        trust.add_argument(
+            "--store",
+            action="append",
+            choices=("system", "nss"),
+            help="only this kind of store (repeatable; default: both, as mkcert's TRUST_STORES)",
+        )
     _add_certs_commands(commands, common)
     add_tokens_commands(commands, common, _add_command)
     return parser
@@ -240,10 +249,32 @@ def _ca_path(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def _ca_trust(settings: Settings, _: argparse.Namespace) -> int:
-    from apiclub.tls import install_root, root_cert_path
+def _ca_trust(settings: Settings, args: argparse.Namespace) -> int:
+    from apiclub.tls import root_cert_path, root_key_path, trust_root
 
-    sys.stdout.write(f"{install_root(root_cert_path(settings))}\n")
+    root, key = root_cert_path(settings), root_key_path(settings)
+    return _report_trust(trust_root(root, key, kinds=_store_kinds(args)))
+
+
+def _ca_untrust(settings: Settings, args: argparse.Namespace) -> int:
+    from apiclub.tls import root_cert_path, untrust_root
+
+    return _report_trust(untrust_root(root_cert_path(settings), kinds=_store_kinds(args)))
+
+
+def _store_kinds(args: argparse.Namespace) -> frozenset[str]:
+    from apiclub.tls.trust import STORE_KINDS
+
+    return frozenset(args.store) if args.store else STORE_KINDS
+
+
+def _report_trust(results: list[StoreResult]) -> int:
+    """One line per store; exit 1 when a store failed or none could be changed."""
+    for result in results:
+        stream = sys.stdout if result.changed_or_fine else sys.stderr
+        stream.write(f"{result.line()}\n")
+    if any(r.outcome == "failed" for r in results) or not any(r.changed_or_fine for r in results):
+        return 1
     return 0
 
 

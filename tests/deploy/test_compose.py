@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.deploy.helpers import REPO, clean_env, tool
-
-yaml = pytest.importorskip("yaml", reason="PyYAML comes with podman-compose (dev extra)")
-
+from tests.deploy.helpers import REPO, clean_env, dev_tool, tool
 
 SCALE_ENV = (REPO / ".env.example").read_text() + (
     "API_REPLICAS=3\nPOSTGRES_PASSWORD=pw\n"
@@ -25,7 +23,9 @@ def compose(
     tmp_path: Path, *profiles: str, command: tuple[str, ...], env: str | None, **extra: str
 ) -> subprocess.CompletedProcess[str]:
     """`podman-compose [--profile P]... COMMAND` in a folder holding compose.yaml and `env`."""
-    podman_compose = tool("podman-compose", why="pip install podman-compose, in the dev extra")
+    podman_compose = dev_tool("podman-compose")
+    # podman-compose asks podman for its version before rendering anything.
+    tool("podman", package="podman")
     if not (tmp_path / "compose.yaml").exists():
         shutil.copy(REPO / "compose.yaml", tmp_path / "compose.yaml")
     text = (REPO / ".env.example").read_text() if env is None else env

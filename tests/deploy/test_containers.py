@@ -107,15 +107,8 @@ def images() -> Images:
     if os.geteuid() != 0:
         pytest.fail("the container test runs podman as root (no rootless set-up here)")
     built = Images()
-    if (
-        subprocess.run(
-            ["podman", "image", "exists", BASE_IMAGE], env=podman_env(), check=False
-        ).returncode
-        != 0
-    ):
-        started = time.monotonic()
-        make_base_image()
-        built.seconds["base (debootstrap)"] = time.monotonic() - started
+    if (seconds := ensure_base_image()) is not None:
+        built.seconds["base (debootstrap)"] = seconds
     for attempt in ("cold", "warm"):
         started = time.monotonic()
         run(
@@ -135,6 +128,18 @@ def images() -> Images:
         ).stdout.strip()
     print(f"\ncontainer images: {built}")  # noqa: T201 (shown with -s, for the report)
     return built
+
+
+def ensure_base_image() -> float | None:
+    """Build the base image unless podman has it; the seconds it took, or None if it was there."""
+    exists = subprocess.run(
+        ["podman", "image", "exists", BASE_IMAGE], env=podman_env(), check=False
+    )
+    if exists.returncode == 0:
+        return None
+    started = time.monotonic()
+    make_base_image()
+    return time.monotonic() - started
 
 
 def make_base_image() -> None:

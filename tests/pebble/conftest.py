@@ -15,8 +15,9 @@ from apiclub.server.sockets import bind_socket
 from apiclub.settings import Settings, TlsMode
 from apiclub.tls import CertManager
 from tests.server.conftest import Running, running_server
+from tests.tools import apt_fix, missing
 
-from .pebble import CHALLTESTSRV, MISSING, PEBBLE, Pebble, free_port, run_pebble
+from .pebble import CHALLTESTSRV, PEBBLE, Pebble, free_port, run_pebble
 
 NAME = "api.example.com"
 FAST = {
@@ -29,7 +30,7 @@ FAST = {
 @pytest.fixture(scope="session")
 def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
     if PEBBLE is None or CHALLTESTSRV is None:
-        pytest.skip(MISSING)
+        missing("pebble", apt_fix("pebble"))
     with run_pebble(tmp_path_factory.mktemp("pebble"), free_port()) as server:
         yield server
 

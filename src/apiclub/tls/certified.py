@@ -1,6 +1,6 @@
 """One certificate chain with its private key: what every certificate source hands back.
 
-The local CA, the files an operator gives and (later) ACME all produce a `CertifiedKey`, so
+The local CA, the files an operator gives and ACME all produce a `CertifiedKey`, so
 the SNI map and the renewal loop never care where a certificate came from.
 """
 

@@ -34,7 +34,7 @@ from apiclub.tls.certstore import CertStore
 from apiclub.tls.challenges import ChallengeStore
 from apiclub.tls.file_source import FileSource
 from apiclub.tls.issuers import AcmeIssuer, Http01Listener, LocalIssuer
-from apiclub.tls.local_ca import LEAF_LIFETIME, LocalCA
+from apiclub.tls.local_ca import LEAF_LIFETIME, ROOT_KEY_KEY, LocalCA
 from apiclub.tls.local_source import LocalSource
 from apiclub.tls.maintenance import RENEW_CHECK_INTERVAL, STORE_CHECK_INTERVAL, Maintenance
 from apiclub.tls.managed import RETRY_INITIAL, RETRY_MAX, STANDIN_LIFETIME, ManagedCert
@@ -304,3 +304,8 @@ def root_cert_path(settings: Settings) -> Path:
         StorageError: the data directory cannot be written.
     """
     return LocalCA.load_or_create(FileStorage(settings.data_dir)).root_cert_path
+
+
+def root_key_path(settings: Settings) -> Path:
+    """Where the local CA's private key is (0600; `apiclub ca trust` checks it)."""
+    return FileStorage(settings.data_dir).path(ROOT_KEY_KEY)
