@@ -8,6 +8,7 @@ from apiclub.errors import ConfigError
 from apiclub.settings import (
     DEFAULT_DOMAINS,
     LETS_ENCRYPT_STAGING_DIRECTORY,
+    AuthMode,
     HstsMode,
     RateLimit,
     Settings,
@@ -283,3 +284,38 @@ def test_a_query_string_password_is_not_in_the_label() -> None:
 def test_grace_period_must_be_finite_and_bounded(raw: str) -> None:
     with pytest.raises(ConfigError, match="APICLUB_GRACE_PERIOD"):
         Settings.from_env({"APICLUB_GRACE_PERIOD": raw})
+
+
+@pytest.mark.parametrize(
+    "domains",
+    [DEFAULT_DOMAINS, ("localhost",), ("api.localhost", "10.0.0.5"), ("db.internal", "fd00::1")],
+)
+def test_auth_auto_is_off_while_every_name_is_private(domains: tuple[str, ...]) -> None:
+    settings = Settings(domains=domains)
+    assert (settings.auth, settings.auth_mode) == (AuthMode.AUTO, AuthMode.OFF)
+
+
+@pytest.mark.parametrize(
+    "domains", [("api.example.com",), ("localhost", "api.example.com"), ("93.184.215.14",)]
+)
+def test_auth_auto_asks_tokens_for_writes_once_a_public_name_is_served(
+    domains: tuple[str, ...],
+) -> None:
+    assert Settings(domains=domains).auth_mode is AuthMode.WRITES
+
+
+@pytest.mark.parametrize("raw", ["off", "writes", "ALL", " writes "])
+def test_auth_set_explicitly_wins_over_the_names(raw: str) -> None:
+    mode = AuthMode(raw.strip().lower())
+    for domains in ("localhost", "api.example.com"):
+        settings = Settings.from_env({"APICLUB_AUTH": raw, "APICLUB_DOMAINS": domains})
+        assert (settings.auth, settings.auth_mode) == (mode, mode)
+
+
+def test_a_bad_auth_mode_names_the_choices() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"APICLUB_AUTH": "tokens"})
+    assert str(refused.value) == (
+        "APICLUB_AUTH='tokens' is not one of auto (tokens when a public name is served), off, "
+        "writes (POST/PUT/DELETE need a token), all (reads too)"
+    )

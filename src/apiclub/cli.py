@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apiclub.cli_tokens import add_tokens_commands
 from apiclub.errors import ApiclubError
 from apiclub.settings import Settings, TlsMode
 
@@ -60,6 +61,11 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "APICLUB_DATABASE_URL",
         "postgresql://user:password@host:port/db instead of SQLite",
     ),
+    (
+        "--auth",
+        "APICLUB_AUTH",
+        "bearer tokens for: auto (writes if a name is public), off, writes, all",
+    ),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
 SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})
@@ -85,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`."""
+    """The parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`, `tokens`."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (each also read from its environment variable)")
     for flag, env, text in SETTING_FLAGS:
@@ -122,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="only this kind of store (repeatable; default: both, as mkcert's TRUST_STORES)",
         )
     _add_certs_commands(commands, common)
+    add_tokens_commands(commands, common, _add_command)
     return parser
 
 

@@ -242,3 +242,26 @@ def parse_tls_mode(raw: str) -> TlsMode:
     except ValueError:
         choices = ", ".join(mode.value for mode in TlsMode)
         raise ConfigError(f"APICLUB_TLS={raw!r} is not one of {choices}") from None
+
+
+class AuthMode(enum.StrEnum):
+    """Which requests need `Authorization: Bearer <token>` (APICLUB_AUTH)."""
+
+    AUTO = "auto"
+    """`off` when every served name is private (`apiclub.names.is_private_name`), else `writes`."""
+    OFF = "off"
+    """None: anyone who reaches the server may read and write."""
+    WRITES = "writes"
+    """POST, PUT, DELETE (every method but GET, HEAD and OPTIONS); reads stay open."""
+    ALL = "all"
+    """Every request but the health check `GET /` and the OpenAPI document under `/schema`."""
+
+
+def parse_auth_mode(raw: str) -> AuthMode:
+    try:
+        return AuthMode(raw.strip().lower())
+    except ValueError:
+        raise ConfigError(
+            f"APICLUB_AUTH={raw!r} is not one of auto (tokens when a public name is served), "
+            "off, writes (POST/PUT/DELETE need a token), all (reads too)"
+        ) from None

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from apiclub.errors import ConfigError
+from apiclub.names import is_private_name
 from apiclub.setting_values import (
     DEFAULT_DOMAINS,
     HSTS_MAX_AGE,
@@ -24,12 +25,14 @@ from apiclub.setting_values import (
     MAX_WORKERS,
     MIB,
     SECONDS,
+    AuthMode,
     HstsMode,
     ProxyNetwork,
     RateLimit,
     TlsMode,
     check_database_url,
     normalize_name,
+    parse_auth_mode,
     parse_bool,
     parse_domains,
     parse_hsts_mode,
@@ -48,6 +51,7 @@ __all__ = [
     "LETS_ENCRYPT_DIRECTORY",
     "LETS_ENCRYPT_STAGING_DIRECTORY",
     "MIB",
+    "AuthMode",
     "HstsMode",
     "ProxyNetwork",
     "RateLimit",
@@ -124,6 +128,11 @@ class Settings:
     """PostgreSQL to use instead of SQLite (APICLUB_DATABASE_URL,
     `postgresql://user:password@host:port/db`); SQLite at `database_path` when unset. Kept out
     of `repr` because it may hold a password: log `database_label` instead."""
+    auth: AuthMode = AuthMode.AUTO
+    """Which requests need a bearer token from `apiclub tokens add` (APICLUB_AUTH): auto, off,
+    writes or all. `auto` is `off` while every name in `domains` is private (localhost, private
+    IPs, `.internal` ...), so `make dev` and the tutorial's curls work, and `writes` as soon as
+    a public name is served. Read the resolved mode from `auth_mode`."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -193,6 +202,15 @@ class Settings:
         return redact_url(self.database_url)
 
     @property
+    def auth_mode(self) -> AuthMode:
+        """`auth` with `auto` resolved: `off`, `writes` or `all`."""
+        if self.auth is not AuthMode.AUTO:
+            return self.auth
+        if all(is_private_name(name) for name in self.domains):
+            return AuthMode.OFF
+        return AuthMode.WRITES
+
+    @property
     def database_path(self) -> Path:
         """The SQLite file: DB_FILE_PATH, or `api.db` in the data directory."""
         return self.db_file if self.db_file is not None else self.data_dir / "api.db"
@@ -255,4 +273,6 @@ class Settings:
             values["workers"] = parse_int("APICLUB_WORKERS", raw)
         if (raw := get("APICLUB_DATABASE_URL")) is not None:
             values["database_url"] = raw
+        if (raw := get("APICLUB_AUTH")) is not None:
+            values["auth"] = parse_auth_mode(raw)
         return cls(**values)  # type: ignore[arg-type]

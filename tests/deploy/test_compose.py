@@ -184,3 +184,21 @@ def test_ports_and_names_come_from_the_env_file(tmp_path: Path) -> None:
 def test_missing_domains_stop_compose_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match=r"set APICLUB_DOMAINS in \.env"):
         config(tmp_path, "direct", env="HTTPS_PORT=443\n")
+
+
+def test_both_api_services_get_apiclub_auth_auto_by_default_or_from_the_env_file(
+    tmp_path: Path,
+) -> None:
+    services = ("api", "api-behind-nginx")
+    default = config(tmp_path, "direct", "nginx", env="APICLUB_DOMAINS=example.org\n")
+    assert [default["services"][s]["environment"]["APICLUB_AUTH"] for s in services] == [
+        "auto",
+        "auto",
+    ]
+    chosen = config(
+        tmp_path, "direct", "nginx", env="APICLUB_DOMAINS=example.org\nAPICLUB_AUTH=all\n"
+    )
+    assert [chosen["services"][s]["environment"]["APICLUB_AUTH"] for s in services] == [
+        "all",
+        "all",
+    ]

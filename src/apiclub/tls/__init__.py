@@ -36,15 +36,17 @@ Modules, one concept each (certmagic's split)::
     issuers        Issuer: the local CA (local_ca) or an ACME server (acme_client)
     challenges     HTTP-01 tokens in flight; http01: a responder for the CLI
     storage        Storage and FileStorage; certstore: obtained certificates; live: certs/live/
-    certified      CertifiedKey; names: which names only the local CA can certify
+    certified      CertifiedKey
     trust          `ca trust`/`untrust`: trust_system (OS stores), trust_nss (browsers)
 
 This package imports only the standard library, cryptography, the `acme` client (with josepy)
-and apiclub.settings/errors: nothing of Litestar or Hypercorn.
+and apiclub.settings/errors/names: nothing of Litestar or Hypercorn. `is_local_name` lives in
+`apiclub.names` (the API's `APICLUB_AUTH=auto` asks it too) and is re-exported here.
 """
 
 from __future__ import annotations
 
+from apiclub.names import is_local_name
 from apiclub.tls.acme_basics import AcmeError
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.certstore import list_stored
@@ -52,7 +54,6 @@ from apiclub.tls.challenges import ChallengeStore
 from apiclub.tls.context import CertMap, create_server_context
 from apiclub.tls.local_ca import LocalCA
 from apiclub.tls.manager import CertManager, root_cert_path, root_key_path
-from apiclub.tls.names import is_local_name
 from apiclub.tls.storage import FileStorage, Storage
 from apiclub.tls.trust import trust_root, untrust_root
 from apiclub.tls.trust_result import StoreResult

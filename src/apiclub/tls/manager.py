@@ -25,6 +25,7 @@ from cryptography import x509
 
 from apiclub.backoff import Backoff
 from apiclub.errors import CertificateError, ConfigError
+from apiclub.names import is_local_name
 from apiclub.settings import Settings, TlsMode
 from apiclub.tls.acme_basics import POLL_INTERVAL
 from apiclub.tls.cache import CertCache
@@ -37,7 +38,6 @@ from apiclub.tls.local_ca import LEAF_LIFETIME, ROOT_KEY_KEY, LocalCA
 from apiclub.tls.local_source import LocalSource
 from apiclub.tls.maintenance import RENEW_CHECK_INTERVAL, STORE_CHECK_INTERVAL, Maintenance
 from apiclub.tls.managed import RETRY_INITIAL, RETRY_MAX, STANDIN_LIFETIME, ManagedCert
-from apiclub.tls.names import is_local_name
 from apiclub.tls.source import LeafSource
 from apiclub.tls.storage import FileStorage
 
