@@ -59,6 +59,13 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "APICLUB_DATABASE_URL",
         "postgresql://user:password@host:port/db instead of SQLite",
     ),
+    ("--acme-profile", "APICLUB_ACME_PROFILE", "ACME certificate profile, e.g. shortlived"),
+    ("--acme-eab-kid", "APICLUB_ACME_EAB_KID", "External Account Binding key id from the CA"),
+    (
+        "--acme-eab-hmac-key-file",
+        "APICLUB_ACME_EAB_HMAC_KEY_FILE",
+        "file holding the EAB HMAC key (a secret: never on the command line)",
+    ),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
 SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})

@@ -56,8 +56,16 @@ class RefusingIssuer:
     def __init__(self, retry_after: float | None) -> None:
         self.retry_after = retry_after
 
-    def issue(self, names: Sequence[str], cancel: threading.Event | None = None) -> CertifiedKey:
+    def issue(
+        self,
+        names: Sequence[str],
+        cancel: threading.Event | None = None,
+        replaces: CertifiedKey | None = None,
+    ) -> CertifiedKey:
         raise AcmeError("ordering", RATE_LIMITED, "too many orders", self.retry_after)
+
+    def renewal_info(self, certified: CertifiedKey) -> None:
+        return None
 
 
 def refused_once(storage: FileStorage, local_ca: LocalCA, retry_after: float | None) -> ManagedCert:

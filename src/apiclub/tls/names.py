@@ -26,3 +26,21 @@ def is_local_name(name: str) -> bool:
     if "." not in text:
         return True
     return any(text == suffix or text.endswith("." + suffix) for suffix in LOCAL_SUFFIXES)
+
+
+def is_public_ip(name: str) -> bool:
+    """Tell whether `name` is a globally routable IP address, which a public CA can certify
+    (Let's Encrypt does, on its `shortlived` profile); private and loopback ones it cannot."""
+    try:
+        return ipaddress.ip_address(name.strip().strip("[]")).is_global
+    except ValueError:
+        return False
+
+
+def is_ip_address(name: str) -> bool:
+    """Tell whether `name` is an IP address (clients never send those by SNI, RFC 6066 3)."""
+    try:
+        ipaddress.ip_address(name.strip().strip("[]"))
+    except ValueError:
+        return False
+    return True
