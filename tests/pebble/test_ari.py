@@ -84,7 +84,6 @@ async def test_a_window_in_the_past_makes_the_running_server_renew_with_replaces
     assert "has been marked as replaced" in since
     stored = settings.data_dir / "certs" / directory_id(proxy.directory) / NAME / "fullchain.pem"
     assert x509.load_pem_x509_certificate(stored.read_bytes()).serial_number == second.serial_number
-    print(f"ARI renewal: served {took:.1f} s after the window moved into the past")
 
 
 async def test_an_ordinary_window_is_honoured_no_renewal_before_it(

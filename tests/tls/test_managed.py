@@ -9,6 +9,7 @@ import pytest
 from apiclub.backoff import Backoff
 from apiclub.tls import FileStorage, LocalCA
 from apiclub.tls.acme_client import AcmeError
+from apiclub.tls.ari import Schedule
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.certstore import CertStore
 from apiclub.tls.issuers import LocalIssuer
@@ -102,3 +103,45 @@ def test_the_log_credits_retry_after_only_when_it_set_the_delay(
     failure = next(r.getMessage() for r in caplog.records if "failed" in r.message)
     assert f"(attempt 1): {RATE_LIMITED}: too many orders; {logged}" in failure
     assert not managed.backoff.ready()
+
+
+def test_a_six_day_certificate_is_retried_well_before_it_expires(
+    storage: FileStorage, local_ca: LocalCA, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A short-lived certificate with 2 days left (a 6-day one at two thirds of its life).
+    managed = ManagedCert(
+        "api.example.com",
+        RefusingIssuer(None),
+        CertStore(storage, "refusing"),
+        LocalIssuer(local_ca, timedelta(days=1)),
+        Backoff(initial=60, maximum=86400),
+    )
+    certified = local_ca.issue_cert(["api.example.com"], timedelta(days=2))
+    managed._adopt(certified)
+    managed.schedule = Schedule(certified.not_before, "due for the test")
+    delays = []
+    for _ in range(14):  # 60 s doubling reaches the 1-day cap after 11 failures
+        managed.backoff.not_before = 0.0
+        assert managed.maintain_once() is False
+        delays.append(managed.backoff.remaining())
+    left = 2 * 86400
+    assert max(delays) <= left / 4 + 1, delays  # 12 h, not the 1-day maximum
+    assert max(delays) > left / 4 - 60, delays
+    assert "serving the current certificate meanwhile" in caplog.text
+
+
+def test_a_retry_after_from_the_ca_is_honoured_even_past_the_cap(
+    storage: FileStorage, local_ca: LocalCA
+) -> None:
+    managed = ManagedCert(
+        "api.example.com",
+        RefusingIssuer(5 * 86400),
+        CertStore(storage, "refusing"),
+        LocalIssuer(local_ca, timedelta(days=1)),
+        Backoff(initial=60, maximum=10 * 86400),
+    )
+    certified = local_ca.issue_cert(["api.example.com"], timedelta(days=6))
+    managed._adopt(certified)
+    managed.schedule = Schedule(certified.not_before, "due")
+    assert managed.maintain_once() is False
+    assert managed.backoff.remaining() > 4 * 86400

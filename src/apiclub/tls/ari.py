@@ -94,10 +94,13 @@ class Schedule:
 
 def lifetime_schedule(certified: CertifiedKey) -> Schedule:
     """Renewal by the lifetime alone: half life under 10 days, else a third left."""
-    life = certified.lifetime
+    return validity_schedule(certified.not_before, certified.not_after)
+
+
+def validity_schedule(not_before: datetime, not_after: datetime) -> Schedule:
+    """`lifetime_schedule` from the validity dates alone."""
+    life = not_after - not_before
     if life < SHORT_LIVED:
         days = life.total_seconds() / 86400
-        return Schedule(certified.not_before + life / 2, f"half of its {days:.1f}-day life")
-    return Schedule(
-        certified.not_after - life * RENEW_WHEN_REMAINING, "a third of its lifetime left"
-    )
+        return Schedule(not_before + life / 2, f"half of its {days:.1f}-day life")
+    return Schedule(not_after - life * RENEW_WHEN_REMAINING, "a third of its lifetime left")

@@ -133,6 +133,7 @@ class ManagedCert:
         self.schedule = Schedule(
             min(info.pick_time(now), current.not_after), f"the CA's {info.describe()}"
         )
+        self._record()
         logger.info(
             "%s: %s; renewing at %s; next renewal info check %s",
             self.name,
@@ -146,6 +147,20 @@ class ManagedCert:
         self.ari = None
         self._ari_next = None
         self.schedule = lifetime_schedule(self.current) if self.current else None
+        self._record()
+
+    def _record(self) -> None:
+        """Write the plan where `apiclub certs list` (another process) can read it."""
+        current, schedule = self.current, self.schedule
+        if current is None or self.is_standin or schedule is None:
+            return
+        state = {
+            "serial": f"{current.leaf.serial_number:x}",
+            "renew_at": schedule.at.isoformat(timespec="seconds"),
+            "reason": schedule.reason,
+        }
+        if self.store.load_renewal(self.name) != state:
+            self.store.save_renewal(self.name, state)
 
     def _describe(self) -> str:
         if self.schedule is None:
@@ -254,11 +269,24 @@ class ManagedCert:
             return True
         return False
 
+    def _retry_cap(self) -> float | None:
+        """Our own backoff never waits more than a quarter of the time left before expiry, so a
+        6-day certificate renewed at half life still gets several tries (a day-long wait would
+        leave three)."""
+        current = self.current
+        if current is None or self.is_standin:
+            return None
+        left = (current.not_after - datetime.now(UTC)).total_seconds()
+        return max(left / 4, self.backoff.initial)
+
     def _log_failure(self, exc: Exception) -> None:
         retry_after = exc.retry_after if isinstance(exc, AcmeError) else None
         delay = self.backoff.fail(retry_after)
         # Say "as the server asked" only when its Retry-After, not our own backoff, set the delay.
         asked = retry_after is not None and delay == min(retry_after, self.backoff.maximum)
+        cap = self._retry_cap()
+        if not asked and cap is not None and delay > cap:
+            delay = self.backoff.shorten(cap)
         serving = "a local-CA stand-in" if self.is_standin else "the current certificate"
         reason = f"{exc.problem_type}: {exc.detail}" if isinstance(exc, AcmeError) else str(exc)
         logger.error(
