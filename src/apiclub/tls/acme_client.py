@@ -319,6 +319,8 @@ class AcmeClient:
         )
         try:
             regr = call(net, "registering an ACME account", lambda: self._acme.new_account(new))
+        except AcmeError as exc:
+            raise _with_eab_hint(exc, binding is not None) from exc
         except errors.ConflictError as exc:  # the key is registered already (RFC 8555 7.3.1)
             regr = messages.RegistrationResource(uri=exc.location, body=messages.Registration())
             net.account = regr
@@ -341,6 +343,24 @@ def _http01(authz: messages.AuthorizationResource, name: str) -> messages.Challe
     raise AcmeError(
         f"validating {name}", CLIENT_PROBLEM, f"no http-01 challenge offered ({offered})", None
     )
+
+
+def _with_eab_hint(exc: AcmeError, bound: bool) -> AcmeError:
+    """Say what to do when registration fails over External Account Binding (RFC 8555 7.3.4)."""
+    if exc.problem_type.endswith(":externalAccountRequired"):
+        hint = (
+            "this CA requires External Account Binding: set APICLUB_ACME_EAB_KID and "
+            "APICLUB_ACME_EAB_HMAC_KEY (or _FILE) from your account at the CA"
+        )
+    elif bound and exc.problem_type.endswith((":unauthorized", ":malformed")):
+        hint = (
+            "the CA refused the External Account Binding: check that APICLUB_ACME_EAB_KID "
+            "and the HMAC key are the pair the CA issued"
+        )
+    else:
+        return exc
+    detail = f"{exc.detail}; registering an ACME account: {hint}"
+    return AcmeError("registering an ACME account", exc.problem_type, detail, exc.retry_after)
 
 
 def _rfc3339(value: str) -> datetime:
