@@ -261,7 +261,7 @@ def _certs_list(settings: Settings, _: argparse.Namespace) -> int:
         rows.append(
             (
                 ",".join(cert.names),
-                f"{cert.issuer} ({cert.path.parent.parent.name})",
+                f"{cert.issuer} ({cert.renewal.get('directory') or cert.path.parent.parent.name})",
                 f"{cert.not_after:%Y-%m-%d %H:%M}",
                 f"{cert.days_left(now):.1f}",
                 _renewal_column(cert),

@@ -306,7 +306,9 @@ class AcmeClient:
         net = self._net
         net.account = None
         binding = None
-        if self.eab is not None:  # RFC 8555 7.3.4: the CA knows us by this key id
+        # RFC 8555 7.3.4: the CA knows us by this key id. Only for a CA that asks for it
+        # (meta.externalAccountRequired): with several CAs the key is the one that needs it.
+        if self.eab is not None and self._acme.directory.meta.external_account_required:
             assert net.key is not None  # noqa: S101 - connect() always gives one
             binding = messages.ExternalAccountBinding.from_data(
                 account_public_key=net.key.public_key(),

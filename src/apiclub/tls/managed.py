@@ -159,6 +159,10 @@ class ManagedCert:
             "renew_at": schedule.at.isoformat(timespec="seconds"),
             "reason": schedule.reason,
         }
+        origin = getattr(self.issuer, "origin", None)
+        directory = origin(current) if origin is not None else getattr(self.issuer, "directory", "")
+        if directory:
+            state["directory"] = str(directory)
         if self.store.load_renewal(self.name) != state:
             self.store.save_renewal(self.name, state)
 

@@ -32,6 +32,7 @@ from apiclub.tls.cache import CertCache
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.certstore import CertStore
 from apiclub.tls.challenges import ChallengeStore
+from apiclub.tls.fallback import FallbackIssuer
 from apiclub.tls.file_source import FileSource
 from apiclub.tls.issuers import AcmeIssuer, Http01Listener, LocalIssuer
 from apiclub.tls.local_ca import LEAF_LIFETIME, LocalCA
@@ -83,7 +84,7 @@ class CertManager:
         self.storage = FileStorage(settings.data_dir)
         self.challenges = ChallengeStore(self.storage)
         self._ca: LocalCA | None = None
-        self._acme: AcmeIssuer | None = None
+        self._acme: AcmeIssuer | FallbackIssuer | None = None
         self._source: LeafSource | None = None
         self._cache = CertCache(self.storage, settings.domains)
 
@@ -250,13 +251,13 @@ class CertManager:
             issuer,
             CertStore(self.storage, issuer.id),
             LocalIssuer(self._ca_or_load(), STANDIN_LIFETIME),
-            Backoff(self.retry_initial.total_seconds(), self.retry_max.total_seconds()),
+            self._backoff(),
         )
         managed.ari_min_interval = self.ari_min_interval
         self._cache.managed[name] = managed
         return managed
 
-    def _acme_issuer(self) -> AcmeIssuer:
+    def _acme_issuer(self) -> AcmeIssuer | FallbackIssuer:
         if self._acme is None:
             bundle = self.settings.acme_ca_bundle
             if bundle is not None and not bundle.is_file():
@@ -264,18 +265,28 @@ class CertManager:
                     f"APICLUB_ACME_CA_BUNDLE {bundle} is not a file: give the PEM file of the "
                     "CA that signed the ACME server's HTTPS certificate, or unset it"
                 )
-            self._acme = AcmeIssuer(
-                self.storage,
-                self.challenges,
-                directory=self.settings.acme_directory,
-                email=self.settings.acme_email,
-                ca_bundle=bundle,
-                poll_interval=self.acme_poll_interval,
-                listener=self.http01_listener,
-                profile=self.settings.acme_profile,
-                eab=self.settings.acme_eab,
-            )
+            issuers = [
+                AcmeIssuer(
+                    self.storage,
+                    self.challenges,
+                    directory=directory,
+                    email=self.settings.acme_email,
+                    ca_bundle=bundle,
+                    poll_interval=self.acme_poll_interval,
+                    listener=self.http01_listener,
+                    profile=self.settings.acme_profile,
+                    eab=self.settings.acme_eab,
+                )
+                for directory in self.settings.acme_directories
+            ]
+            if len(issuers) == 1:
+                self._acme = issuers[0]
+            else:
+                self._acme = FallbackIssuer(issuers, [self._backoff() for _ in issuers])
         return self._acme
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self.retry_initial.total_seconds(), self.retry_max.total_seconds())
 
     def _check_profile(self, profile: str) -> None:
         """A profile the CA does not offer fails the start (one line naming those it does);
