@@ -249,10 +249,15 @@ def _ca_trust(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def _certs_list(settings: Settings, _: argparse.Namespace) -> int:
-    from apiclub.tls.certstore import list_stored
+    from apiclub.tls.certstore import list_paused, list_stored
 
     now = datetime.now(UTC)
     stored = list_stored(settings.data_dir)
+    for name, url in list_paused(settings.data_dir):
+        sys.stdout.write(
+            f"PAUSED {name}: the ACME CA paused orders for it; unpause at {url}, then run "
+            "`apiclub certs renew --force`\n"
+        )
     if not stored:
         sys.stdout.write(f"no certificates in {settings.data_dir / 'certs'}\n")
         return 0

@@ -105,3 +105,21 @@ def _short(exc: OSError) -> str:
     while inner.__context__ is not None and inner.__context__ is not inner:
         inner = inner.__context__
     return f"{exc.__class__.__name__}: {inner}" if inner is not exc else str(exc)
+
+
+def with_eab_hint(exc: AcmeError, bound: bool) -> AcmeError:
+    """Say what to do when registration fails over External Account Binding (RFC 8555 7.3.4)."""
+    if exc.problem_type.endswith(":externalAccountRequired"):
+        hint = (
+            "this CA requires External Account Binding: set APICLUB_ACME_EAB_KID and "
+            "APICLUB_ACME_EAB_HMAC_KEY (or _FILE) from your account at the CA"
+        )
+    elif bound and exc.problem_type.endswith((":unauthorized", ":malformed")):
+        hint = (
+            "the CA refused the External Account Binding: check that APICLUB_ACME_EAB_KID "
+            "and the HMAC key are the pair the CA issued"
+        )
+    else:
+        return exc
+    detail = f"{exc.detail}; registering an ACME account: {hint}"
+    return AcmeError("registering an ACME account", exc.problem_type, detail, exc.retry_after)

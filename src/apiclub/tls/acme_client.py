@@ -14,7 +14,6 @@ and the certificate they replace through `tls.acme_compat`.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import threading
@@ -34,7 +33,7 @@ from apiclub.errors import CertificateError
 from apiclub.tls.acme_basics import POLL_INTERVAL as POLL_INTERVAL  # re-exported
 from apiclub.tls.acme_basics import AcmeError as AcmeError  # re-exported
 from apiclub.tls.acme_basics import directory_id as directory_id  # re-exported
-from apiclub.tls.acme_calls import CLIENT_PROBLEM, Network, call
+from apiclub.tls.acme_calls import CLIENT_PROBLEM, Network, call, with_eab_hint
 from apiclub.tls.acme_calls import HTTP_PROBLEM as HTTP_PROBLEM  # re-exported
 from apiclub.tls.acme_calls import retry_after_seconds as retry_after_seconds  # re-exported
 from apiclub.tls.acme_compat import new_order
@@ -42,6 +41,7 @@ from apiclub.tls.ari import RenewalInfo, ari_cert_id
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.challenges import ChallengeStore
 from apiclub.tls.local_ca import san_entries
+from apiclub.tls.names import is_ip_address
 from apiclub.tls.storage import Storage
 
 logger = logging.getLogger("apiclub.tls.acme")
@@ -215,7 +215,7 @@ class AcmeClient:
 
     def _profile_for(self, names: Sequence[str], what: str) -> str | None:
         """The configured profile; for IP addresses `shortlived`, the only one LE allows."""
-        if self.profile is not None or not any(_is_ip(name) for name in names):
+        if self.profile is not None or not any(is_ip_address(name) for name in names):
             return self.profile
         if SHORTLIVED not in self.profiles:
             offered = ", ".join(self.profiles) or "none"
@@ -322,7 +322,7 @@ class AcmeClient:
         try:
             regr = call(net, "registering an ACME account", lambda: self._acme.new_account(new))
         except AcmeError as exc:
-            raise _with_eab_hint(exc, binding is not None) from exc
+            raise with_eab_hint(exc, binding is not None) from exc
         except errors.ConflictError as exc:  # the key is registered already (RFC 8555 7.3.1)
             regr = messages.RegistrationResource(uri=exc.location, body=messages.Registration())
             net.account = regr
@@ -347,35 +347,9 @@ def _http01(authz: messages.AuthorizationResource, name: str) -> messages.Challe
     )
 
 
-def _with_eab_hint(exc: AcmeError, bound: bool) -> AcmeError:
-    """Say what to do when registration fails over External Account Binding (RFC 8555 7.3.4)."""
-    if exc.problem_type.endswith(":externalAccountRequired"):
-        hint = (
-            "this CA requires External Account Binding: set APICLUB_ACME_EAB_KID and "
-            "APICLUB_ACME_EAB_HMAC_KEY (or _FILE) from your account at the CA"
-        )
-    elif bound and exc.problem_type.endswith((":unauthorized", ":malformed")):
-        hint = (
-            "the CA refused the External Account Binding: check that APICLUB_ACME_EAB_KID "
-            "and the HMAC key are the pair the CA issued"
-        )
-    else:
-        return exc
-    detail = f"{exc.detail}; registering an ACME account: {hint}"
-    return AcmeError("registering an ACME account", exc.problem_type, detail, exc.retry_after)
-
-
 def _rfc3339(value: str) -> datetime:
     when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _csr(key: ec.EllipticCurvePrivateKey, names: Sequence[str]) -> bytes:

@@ -166,3 +166,13 @@ def read_renewal(path: Path) -> dict[str, str]:
     if not isinstance(data, dict):
         return {}
     return {str(k): str(v) for k, v in data.items()}
+
+
+def list_paused(data_dir: Path) -> list[tuple[str, str]]:
+    """(name, unpause URL) for every name a CA paused (the zombie rule), certificate or not."""
+    found = []
+    for path in sorted((data_dir / CERTS_DIR).glob(f"*/*/{RENEWAL_FILE}")):
+        url = read_renewal(path).get("paused")
+        if url:
+            found.append((path.parent.name, url))
+    return found

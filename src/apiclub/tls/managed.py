@@ -28,6 +28,7 @@ from apiclub.tls.ari import (
 from apiclub.tls.certified import DAYS, HOURS, MINUTES, CertifiedKey
 from apiclub.tls.certstore import CertStore, Stamp
 from apiclub.tls.issuers import Issuer, LocalIssuer
+from apiclub.tls.paused import Pause, pause_from, pause_in, pause_record
 
 logger = logging.getLogger("apiclub.tls.acme")
 
@@ -62,6 +63,10 @@ class ManagedCert:
         """The CA's last renewal window for `current`, if it offers ARI."""
         self._ari_next: datetime | None = None
         self.ari_min_interval = ARI_MIN_INTERVAL
+        self.settings_key = ""
+        """Fingerprint of the settings that shape an order; a change ends a CA's pause."""
+        self.paused: Pause | None = None
+        """The CA paused ordering this name (the zombie rule): no orders until the operator acts."""
         """The shortest wait between renewal-info fetches, whatever the CA's Retry-After."""
         self._stamp: Stamp | None = None
 
@@ -74,12 +79,17 @@ class ManagedCert:
             self._adopt(stored)
         elif standin:
             self._serve_standin()
+        self.paused = pause_in(self.store.load_renewal(self.name), self.settings_key)
+        if self.paused is not None:
+            self._log_pause("still paused (recorded before this start)")
         return self.current
 
     def maintain_once(self, cancel: threading.Event | None = None) -> bool:
         """One round: adopt a certificate another process stored, obtain or renew when due
         and the backoff allows. Never raises; returns whether `current` changed."""
         changed = self._adopt_if_stored_changed()
+        if self.paused is not None:  # the zombie rule: no orders until the operator acts
+            return self._refresh_standin() or changed
         self.refresh_renewal_info()
         if not self.due():
             return changed
@@ -163,6 +173,8 @@ class ManagedCert:
         directory = origin(current) if origin is not None else getattr(self.issuer, "directory", "")
         if directory:
             state["directory"] = str(directory)
+        if self.paused is not None:
+            state.update(pause_record(self.paused))
         if self.store.load_renewal(self.name) != state:
             self.store.save_renewal(self.name, state)
 
@@ -253,6 +265,7 @@ class ManagedCert:
     def _adopt(self, certified: CertifiedKey) -> None:
         self.current = certified
         self.is_standin = False
+        self.paused = None  # a new certificate: whoever got it ended the pause
         self.forget_renewal_info()  # a new certificate: ask the CA about it at the next round
 
     def _serve_standin(self) -> None:
@@ -273,6 +286,18 @@ class ManagedCert:
             return True
         return False
 
+    def _log_pause(self, why: str) -> None:
+        assert self.paused is not None  # noqa: S101
+        logger.error(
+            "%s: the ACME CA paused orders for this name (%s); no more orders until you act: "
+            "fix what made validation fail, unpause at %s, then run `apiclub certs renew "
+            "--force` (or restart with changed ACME settings); serving %s meanwhile",
+            self.name,
+            why,
+            self.paused.url,
+            "a local-CA stand-in" if self.is_standin else "the current certificate",
+        )
+
     def _retry_cap(self) -> float | None:
         """Our own backoff never waits more than a quarter of the time left before expiry, so a
         6-day certificate renewed at half life still gets several tries (a day-long wait would
@@ -284,6 +309,14 @@ class ManagedCert:
         return max(left / 4, self.backoff.initial)
 
     def _log_failure(self, exc: Exception) -> None:
+        pause = pause_from(exc, self.settings_key)
+        if pause is not None:
+            self.paused = pause
+            record = self.store.load_renewal(self.name)
+            record.update(pause_record(pause))
+            self.store.save_renewal(self.name, record)
+            self._log_pause(f"{pause.detail}")
+            return
         retry_after = exc.retry_after if isinstance(exc, AcmeError) else None
         delay = self.backoff.fail(retry_after)
         # Say "as the server asked" only when its Retry-After, not our own backoff, set the delay.

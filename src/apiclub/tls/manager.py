@@ -40,6 +40,7 @@ from apiclub.tls.local_source import LocalSource
 from apiclub.tls.maintenance import RENEW_CHECK_INTERVAL, STORE_CHECK_INTERVAL, Maintenance
 from apiclub.tls.managed import RETRY_INITIAL, RETRY_MAX, STANDIN_LIFETIME, ManagedCert
 from apiclub.tls.names import is_local_name, is_public_ip
+from apiclub.tls.paused import settings_key
 from apiclub.tls.source import LeafSource
 from apiclub.tls.storage import FileStorage
 
@@ -193,6 +194,14 @@ class CertManager:
             if managed is None:  # not serving: no stand-in, just what the store holds
                 managed = self._manage(name)
                 managed.load(standin=False)
+            if managed.paused is not None and not force:
+                logger.warning(
+                    "%s: paused by the ACME CA (unpause at %s): not ordering; "
+                    "`apiclub certs renew --force` orders anyway once unpaused",
+                    name,
+                    managed.paused.url,
+                )
+                continue
             if (force or managed.due()) and managed.obtain(force=force, cancel=cancel):
                 renewed.append(name)
         if self._cache.published:
@@ -254,6 +263,10 @@ class CertManager:
             self._backoff(),
         )
         managed.ari_min_interval = self.ari_min_interval
+        settings = self.settings
+        managed.settings_key = settings_key(
+            settings.acme_directories, settings.acme_profile, settings.acme_eab_kid, name
+        )
         self._cache.managed[name] = managed
         return managed
 
