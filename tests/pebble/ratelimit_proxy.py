@@ -58,6 +58,8 @@ class Fault:
     """Add `Retry-After: N` to pebble's renewalInfo answers (pebble sends none)."""
     times: int = 1
     """How many requests to `target` get the fault ("none": no fault at all)."""
+    after: int = 0
+    """Let this many requests to `target` through first (0: fault the first)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class RateLimitProxy:
         self._new_nonce_path = ""
         self._finalize_paths: set[str] = set()
         self._faulted = 0
+        self._passed = 0
         self._lock = threading.Lock()
 
     def learn_directory(self) -> None:
@@ -161,6 +164,9 @@ class RateLimitProxy:
                 hit = path in self._finalize_paths
             else:  # "none": forward everything
                 hit = False
+            if hit and self._passed < self.fault.after:
+                self._passed += 1
+                return False
             self._faulted += hit
             return hit
 

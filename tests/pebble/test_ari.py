@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from apiclub.tls.acme_basics import directory_id
+from apiclub.tls.acme_client import ALREADY_REPLACED
 
 from .conftest import NAME, acme_settings, pebble_client, serving_acme
 from .https import served_leaf, wait_for_trusted
@@ -121,3 +122,52 @@ async def test_without_retry_after_renewal_info_is_asked_again_in_6_hours(
         line = await wait_for_log(caplog, r"next renewal info check [^;\n]+UTC")
     when = datetime.strptime(line.split("check ")[1], STAMP).replace(tzinfo=UTC)
     assert timedelta(hours=5, minutes=59) < when - datetime.now(UTC) <= timedelta(hours=6)
+
+
+async def test_already_replaced_orders_again_without_replaces(
+    tmp_path: Path, pebble210: Pebble, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="apiclub")
+    client = pebble_client(pebble210)
+    fault = Fault(
+        "newOrder",
+        None,
+        problem_type=ALREADY_REPLACED,
+        detail="replaced",
+        after=1,
+        ari_retry_after=1,
+    )
+    with ratelimit_proxy(pebble210, fault) as proxy:
+        settings = acme_settings(
+            tmp_path, pebble210, acme_directory=proxy.directory, acme_profile="default"
+        )
+        async with serving_acme(settings) as server:
+            first = await wait_for_trusted(server.api_port, client, NAME)
+            before = len(pebble210.log())
+            now = datetime.now(UTC)
+            force_window(pebble210, first, now - timedelta(hours=2), now - timedelta(hours=1))
+            await wait_for_trusted(server.api_port, client, NAME, differs_from=first.serial_number)
+    assert "is already replaced; ordering anew" in caplog.text
+    assert "is a replacement of" not in pebble210.log()[before:]
+    assert "obtaining a certificate failed" not in caplog.text
+
+
+async def test_a_ca_without_ari_renews_by_the_lifetime(
+    tmp_path: Path, pebble: Pebble, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="apiclub")
+    settings = acme_settings(tmp_path, pebble)  # Debian 12's pebble 2.4: no renewalInfo
+    async with serving_acme(settings) as server:
+        leaf = await wait_for_trusted(server.api_port, pebble_client(pebble), NAME)
+        await asyncio.sleep(1)  # five rounds
+    assert "ARI window" not in caplog.text
+    plan = json.loads(
+        (
+            settings.data_dir / "certs" / directory_id(pebble.directory) / NAME / "renewal.json"
+        ).read_text()
+    )
+    life = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+    assert plan["reason"] == "a third of its lifetime left"
+    assert datetime.fromisoformat(plan["renew_at"]) == (
+        leaf.not_valid_after_utc - life / 3
+    ).replace(microsecond=0)
