@@ -25,6 +25,7 @@ from .conftest import NAME, acme_settings, pebble_client, serving_acme
 from .https import served_leaf, wait_for_trusted
 from .pebble import Pebble
 from .ratelimit_proxy import Fault, ratelimit_proxy
+from .test_certs_cli import run_cli
 
 pytestmark = pytest.mark.anyio
 
@@ -110,6 +111,11 @@ async def test_an_ordinary_window_is_honoured_no_renewal_before_it(
             assert len([e for e in proxy.exchanges if "/renewalInfo/" in e.path]) > fetched
             assert (await served_leaf(server.api_port, client, NAME)) == first
     assert "renewing certificate" not in caplog.text
+    # `certs list` (another process) shows the time picked in the window, and why.
+    listed = run_cli("certs", "list", "--data-dir", str(settings.data_dir))
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(NAME))
+    assert f"{at:%Y-%m-%d %H:%M} (the CA's ARI window {start:%Y-%m-%d %H:%M}" in row, row
+    assert f"(see {EXPLANATION})" in row
 
 
 async def test_without_retry_after_renewal_info_is_asked_again_in_6_hours(

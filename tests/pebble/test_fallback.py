@@ -29,7 +29,6 @@ async def test_the_first_ca_unreachable_the_certificate_comes_from_the_second(
     settings = acme_settings(tmp_path, pebble210, acme_directory=both, acme_profile="default")
     async with serving_acme(settings) as server:
         leaf = await wait_for_trusted(server.api_port, pebble_client(pebble210), NAME)
-        # The first CA is still out: the next round asks the second again, not the first.
         assert await served_leaf(server.api_port, pebble_client(pebble210), NAME) == leaf
     issuer = leaf.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
     assert str(issuer).startswith("Pebble Intermediate CA")

@@ -11,12 +11,16 @@ this patch should go: `check()` then says so).
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import logging
 from typing import Any
 
 from acme import client, crypto_util, messages
 from cryptography import x509
 from josepy import json_util
+
+logger = logging.getLogger("apiclub.tls.acme")
 
 TESTED_VERSIONS = ("5.",)
 """`acme` major versions whose `new_order` this mirrors."""
@@ -44,6 +48,16 @@ def check() -> None:
         raise RuntimeError(f"acme {version} has NewOrder.replaces: drop acme_compat.new_order")
 
 
+@functools.cache
+def _checked_once() -> None:
+    """At the first order: an `acme` the patch was not made for is worth one warning; the
+    order itself still goes out (a server must not stop renewing over it)."""
+    try:
+        check()
+    except RuntimeError as exc:
+        logger.warning("%s (tests/tls/test_acme_compat.py fails too)", exc)
+
+
 def new_order(
     acme: client.ClientV2,
     csr_pem: bytes,
@@ -52,6 +66,7 @@ def new_order(
     replaces: str | None = None,
 ) -> messages.OrderResource:
     """`acme.new_order(csr_pem, profile)` that also sends `replaces` (RFC 9773 5) when given."""
+    _checked_once()
     csr = x509.load_pem_x509_csr(csr_pem)
     dns_names, ip_addrs = crypto_util.get_identifiers_from_x509(csr.subject, csr.extensions)
     identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in dns_names]
