@@ -14,6 +14,7 @@ from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.certstore import CertStore
 from apiclub.tls.issuers import LocalIssuer
 from apiclub.tls.managed import ManagedCert
+from apiclub.tls.paused import Pause, pause_record
 
 RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited"
 
@@ -145,3 +146,37 @@ def test_a_retry_after_from_the_ca_is_honoured_even_past_the_cap(
     managed.schedule = Schedule(certified.not_before, "due")
     assert managed.maintain_once() is False
     assert managed.backoff.remaining() > 4 * 86400
+
+
+UNPAUSE = "https://portal.letsencrypt.org/sfe/v1/unpause?jwt=x.y.z"
+
+
+@pytest.mark.parametrize(("key", "paused"), [("same", True), ("changed", False)])
+def test_a_pause_recorded_beside_a_stored_certificate_survives_a_restart(
+    storage: FileStorage, local_ca: LocalCA, key: str, paused: bool
+) -> None:
+    store = CertStore(storage, "refusing")
+    store.save("api.example.com", local_ca.issue_cert(["api.example.com"], timedelta(days=6)))
+    store.save_renewal(
+        "api.example.com",
+        pause_record(Pause(UNPAUSE, "paused for the test", "same")),
+    )
+
+    def start(settings: str) -> ManagedCert:
+        managed = ManagedCert(
+            "api.example.com",
+            RefusingIssuer(None),
+            store,
+            LocalIssuer(local_ca, timedelta(days=1)),
+            Backoff(initial=60, maximum=86400),
+        )
+        managed.settings_key = settings
+        managed.load()
+        return managed
+
+    managed = start(key)
+    assert (managed.paused is not None) is paused
+    assert not managed.is_standin
+    assert (store.load_renewal("api.example.com").get("paused") == UNPAUSE) is paused
+    if paused:  # and once more: still there after a second restart
+        assert start("same").paused is not None

@@ -63,24 +63,26 @@ class ManagedCert:
         """The CA's last renewal window for `current`, if it offers ARI."""
         self._ari_next: datetime | None = None
         self.ari_min_interval = ARI_MIN_INTERVAL
+        """The shortest wait between renewal-info fetches, whatever the CA's Retry-After."""
         self.settings_key = ""
         """Fingerprint of the settings that shape an order; a change ends a CA's pause."""
         self.paused: Pause | None = None
         """The CA paused ordering this name (the zombie rule): no orders until the operator acts."""
-        """The shortest wait between renewal-info fetches, whatever the CA's Retry-After."""
         self._stamp: Stamp | None = None
 
     def load(self, *, standin: bool = True) -> CertifiedKey | None:
         """At start: the stored certificate if still valid for the name, else a stand-in
         (unless `standin` is False: the CLI orders at once instead)."""
         self._stamp = self.store.stamp(self.name)
+        paused = pause_in(self.store.load_renewal(self.name), self.settings_key)
         stored = self.store.load(self.name)
         if stored is not None and self._usable(stored):
             self._adopt(stored)
         elif standin:
             self._serve_standin()
-        self.paused = pause_in(self.store.load_renewal(self.name), self.settings_key)
-        if self.paused is not None:
+        if paused is not None:  # read before `_adopt`, which rewrites renewal.json
+            self.paused = paused
+            self._record()
             self._log_pause("still paused (recorded before this start)")
         return self.current
 
