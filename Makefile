@@ -69,6 +69,7 @@ SYSTEM_PACKAGES = $(shell grep -v '^\#' tests/system-packages.txt)
 test-deps: ## As root: install the Debian packages the tests drive (tests/system-packages.txt)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)
+	bash tests/fetch-pebble-210.sh
 
 image: image-api image-nginx image-postgres ## Build the container images with podman
 

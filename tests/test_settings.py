@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -319,3 +320,40 @@ def test_a_bad_auth_mode_names_the_choices() -> None:
         "APICLUB_AUTH='tokens' is not one of auto (tokens when a public name is served), off, "
         "writes (POST/PUT/DELETE need a token), all (reads too)"
     )
+
+
+def test_the_eab_hmac_key_is_read_from_a_file_and_kept_out_of_repr(tmp_path: Path) -> None:
+    secret = tmp_path / "hmac"
+    secret.write_text("zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W\n")
+    settings = Settings.from_env(
+        {"APICLUB_ACME_EAB_KID": "kid-1", "APICLUB_ACME_EAB_HMAC_KEY_FILE": str(secret)}
+    )
+    assert settings.acme_eab == ("kid-1", secret.read_text().strip())
+    assert "zWNDZM6" not in repr(settings)
+    assert "kid-1" in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"APICLUB_ACME_EAB_KID": "kid-1"}, "needs both APICLUB_ACME_EAB_KID and"),
+        ({"APICLUB_ACME_EAB_HMAC_KEY": "abc"}, "needs both APICLUB_ACME_EAB_KID and"),
+        (
+            {"APICLUB_ACME_EAB_KID": "k", "APICLUB_ACME_EAB_HMAC_KEY": "not base64!"},
+            "APICLUB_ACME_EAB_HMAC_KEY is not base64url",
+        ),
+        ({"APICLUB_ACME_EAB_HMAC_KEY_FILE": "/nonexistent/hmac"}, "cannot be read"),
+        ({"APICLUB_ACME_PROFILE": "short lived"}, "is not a profile name"),
+        ({"APICLUB_ACME_DIRECTORY": "https://a.example/dir,http://b.example/dir"}, "https://"),
+    ],
+)
+def test_bad_acme_settings_name_the_key_and_the_fix(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env(env)
+
+
+def test_the_acme_directory_takes_an_ordered_list() -> None:
+    settings = Settings.from_env(
+        {"APICLUB_ACME_DIRECTORY": "https://a.example/dir, https://b.example/dir"}
+    )
+    assert settings.acme_directories == ("https://a.example/dir", "https://b.example/dir")

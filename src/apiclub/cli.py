@@ -22,6 +22,7 @@ from apiclub.errors import ApiclubError
 from apiclub.settings import Settings, TlsMode
 
 if TYPE_CHECKING:
+    from apiclub.tls.certstore import StoredCert
     from apiclub.tls.challenges import ChallengeLookup
     from apiclub.tls.issuers import Http01Listener
     from apiclub.tls.trust_result import StoreResult
@@ -65,6 +66,13 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "--auth",
         "APICLUB_AUTH",
         "bearer tokens for: auto (writes if a name is public), off, writes, all",
+    ),
+    ("--acme-profile", "APICLUB_ACME_PROFILE", "ACME certificate profile, e.g. shortlived"),
+    ("--acme-eab-kid", "APICLUB_ACME_EAB_KID", "External Account Binding key id from the CA"),
+    (
+        "--acme-eab-hmac-key-file",
+        "APICLUB_ACME_EAB_HMAC_KEY_FILE",
+        "file holding the EAB HMAC key (a secret: never on the command line)",
     ),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
@@ -279,21 +287,27 @@ def _report_trust(results: list[StoreResult]) -> int:
 
 
 def _certs_list(settings: Settings, _: argparse.Namespace) -> int:
-    from apiclub.tls.certstore import list_stored
+    from apiclub.tls.certstore import list_paused, list_stored
 
     now = datetime.now(UTC)
     stored = list_stored(settings.data_dir)
+    for name, url in list_paused(settings.data_dir):
+        sys.stdout.write(
+            f"PAUSED {name}: the ACME CA paused orders for it; unpause at {url}, then run "
+            "`apiclub certs renew --force`\n"
+        )
     if not stored:
         sys.stdout.write(f"no certificates in {settings.data_dir / 'certs'}\n")
         return 0
-    rows = [("NAMES", "ISSUER", "EXPIRES (UTC)", "DAYS LEFT", "FILE")]
+    rows = [("NAMES", "ISSUER", "EXPIRES (UTC)", "DAYS LEFT", "RENEWAL (UTC)", "FILE")]
     for cert in stored:
         rows.append(
             (
                 ",".join(cert.names),
-                cert.issuer,
+                f"{cert.issuer} ({cert.renewal.get('directory') or cert.path.parent.parent.name})",
                 f"{cert.not_after:%Y-%m-%d %H:%M}",
                 f"{cert.days_left(now):.1f}",
+                _renewal_column(cert),
                 str(cert.path),
             )
         )
@@ -302,6 +316,23 @@ def _certs_list(settings: Settings, _: argparse.Namespace) -> int:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         sys.stdout.write("  ".join([*cells, row[-1]]) + "\n")
     return 0
+
+
+def _renewal_column(cert: StoredCert) -> str:
+    """When the server means to renew `cert` and why, from its `renewal.json`, else from the
+    lifetime rule; a paused name says so, with the CA's unpause link."""
+    from apiclub.tls.ari import validity_schedule
+
+    plan = cert.renewal
+    if plan.get("paused"):
+        return f"PAUSED by the CA: {plan['paused']}"
+    if plan.get("serial") == f"{cert.serial:x}" and plan.get("renew_at"):
+        at = datetime.fromisoformat(plan["renew_at"])
+        return f"{at:%Y-%m-%d %H:%M} ({plan.get('reason', '')})"
+    if cert.path.parent.parent.name == "live" or cert.path.parent.name == "local":
+        return "-"
+    schedule = validity_schedule(cert.not_before, cert.not_after)
+    return f"{schedule.at:%Y-%m-%d %H:%M} ({schedule.reason})"
 
 
 def _certs_renew(settings: Settings, args: argparse.Namespace) -> int:

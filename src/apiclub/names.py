@@ -3,8 +3,9 @@
 Two decisions share this notion, so they can never disagree on a name: which names get a
 local-CA certificate instead of an ACME one (`is_local_name`, in `apiclub.tls`), and whether
 `APICLUB_AUTH=auto` lets anyone write (`is_private_name`: only when every served name is local
-and no IP among them is a global one). The two differ on global IP addresses alone: no public
-CA certifies them here, yet anyone on the internet can reach them. The module sits outside
+and no IP among them is a global one). The two differ on global IP addresses alone: anyone on
+the internet can reach them, and a public CA certifies them only on a short-lived profile
+(`is_public_ip`, which the ACME side asks too). The module sits outside
 `tls/` so that `settings` can ask it without importing the TLS layer; it needs the standard
 library alone.
 """
@@ -42,13 +43,25 @@ def is_private_name(name: str) -> bool:
     """Tell whether only this machine or a private network can reach `name`.
 
     A local name (`is_local_name`) that is not a global IP address: `localhost`, `127.0.0.1`,
-    `10.0.0.5`, `db.internal` are private; `93.184.215.14` (local to the CA, global on the
-    internet) and `api.example.com` are not. Decides `APICLUB_AUTH=auto`.
+    `10.0.0.5`, `db.internal` are private; `93.184.215.14` (global on the internet) and
+    `api.example.com` are not. Decides `APICLUB_AUTH=auto`.
     """
-    if not is_local_name(name):
-        return False
+    return is_local_name(name) and not is_public_ip(name)
+
+
+def is_public_ip(name: str) -> bool:
+    """Tell whether `name` is a globally routable IP address, which a public CA can certify
+    (Let's Encrypt does, on its `shortlived` profile); private and loopback ones it cannot."""
     try:
-        address = ipaddress.ip_address(name.strip().strip("[]"))
+        return ipaddress.ip_address(name.strip().strip("[]")).is_global
     except ValueError:
-        return True
-    return not address.is_global
+        return False
+
+
+def is_ip_address(name: str) -> bool:
+    """Tell whether `name` is an IP address (clients never send those by SNI, RFC 6066 3)."""
+    try:
+        ipaddress.ip_address(name.strip().strip("[]"))
+    except ValueError:
+        return False
+    return True

@@ -10,6 +10,7 @@ import enum
 import ipaddress
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
 from apiclub.errors import ConfigError
@@ -265,3 +266,18 @@ def parse_auth_mode(raw: str) -> AuthMode:
             f"APICLUB_AUTH={raw!r} is not one of auto (tokens when a public name is served), "
             "off, writes (POST/PUT/DELETE need a token), all (reads too)"
         ) from None
+
+
+def read_secret_file(key: str, raw: str) -> str:
+    """The first line of the file `raw` names (a secret kept off the command line).
+
+    Raises:
+        ConfigError: the file cannot be read or is empty.
+    """
+    try:
+        text = Path(raw).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}={raw!r} cannot be read ({exc}): give a readable file") from exc
+    if not text:
+        raise ConfigError(f"{key}={raw!r} is empty: put the key on its first line")
+    return text.splitlines()[0].strip()

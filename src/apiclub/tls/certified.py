@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 SECONDS = timedelta(seconds=1)
 MINUTES = timedelta(minutes=1)
+HOURS = timedelta(hours=1)
 DAYS = timedelta(days=1)
 YEARS = 365 * DAYS
 
