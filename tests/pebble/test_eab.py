@@ -27,7 +27,7 @@ WRONG_KEY = "b10lLJs8l1GPIzsLP0s6pMt8O0XVGnfTaCeROxQM0BIt2XrJMDHJZBM5NuQmQJQH"
 def eab_pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
     binaries = pebble_210()
     if binaries is None:
-        missing(MISSING_210)
+        missing("pebble 2.10", MISSING_210)
     config = {
         "externalAccountBindingRequired": True,
         "externalAccountMACKeys": {KID: HMAC_KEY},
