@@ -29,9 +29,11 @@ from apiclub.setting_values import (
     RateLimit,
     TlsMode,
     check_database_url,
+    check_replica_url,
     normalize_name,
     parse_bool,
     parse_domains,
+    parse_duration,
     parse_hsts_mode,
     parse_int,
     parse_networks,
@@ -124,6 +126,18 @@ class Settings:
     """PostgreSQL to use instead of SQLite (APICLUB_DATABASE_URL,
     `postgresql://user:password@host:port/db`); SQLite at `database_path` when unset. Kept out
     of `repr` because it may hold a password: log `database_label` instead."""
+    backup_dir: Path | None = None
+    """Where `apiclub backup` and scheduled snapshots go (APICLUB_BACKUP_DIR); `backups/`
+    beside the data directory by default (not inside it: a snapshot must outlive it)."""
+    backup_every: float | None = None
+    """Seconds between scheduled snapshots taken by the running server (APICLUB_BACKUP_EVERY,
+    e.g. `1h`); none when unset."""
+    backup_keep: int = 24
+    """Scheduled snapshots kept (APICLUB_BACKUP_KEEP); older ones are deleted."""
+    replicate: str | None = None
+    """Litestream replica URL (APICLUB_REPLICATE): `file:///path`, `s3://bucket/path`
+    (`?endpoint=http://host:port` for S3-compatible stores) or `sftp://user@host/path`;
+    credentials come from the environment, never the URL. Off when unset."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -165,6 +179,25 @@ class Settings:
         if self.database_url is not None:
             check_database_url(self.database_url)
         self._check_acme()
+        self._check_backups()
+
+    def _check_backups(self) -> None:
+        if self.backup_every is not None and not 1 <= self.backup_every <= 366 * 86400:
+            raise ConfigError(
+                f"APICLUB_BACKUP_EVERY={self.backup_every!r} is not a duration from 1 s to a "
+                "year: give e.g. 1h"
+            )
+        if self.backup_keep < 1:
+            raise ConfigError(
+                f"APICLUB_BACKUP_KEEP={self.backup_keep!r} must be at least 1 (snapshots kept)"
+            )
+        if self.replicate is not None:
+            check_replica_url(self.replicate)
+            if self.database_url is not None:
+                raise ConfigError(
+                    "APICLUB_REPLICATE replicates SQLite with Litestream; with "
+                    "APICLUB_DATABASE_URL use PostgreSQL's own replication or pg_dump instead"
+                )
 
     def _check_acme(self) -> None:
         url = urlsplit(self.acme_directory)
@@ -191,6 +224,13 @@ class Settings:
         if self.database_url is None:
             return str(self.database_path)
         return redact_url(self.database_url)
+
+    @property
+    def backup_directory(self) -> Path:
+        """APICLUB_BACKUP_DIR, or `backups` beside the data directory."""
+        if self.backup_dir is not None:
+            return self.backup_dir
+        return self.data_dir.absolute().parent / "backups"
 
     @property
     def database_path(self) -> Path:
@@ -255,4 +295,12 @@ class Settings:
             values["workers"] = parse_int("APICLUB_WORKERS", raw)
         if (raw := get("APICLUB_DATABASE_URL")) is not None:
             values["database_url"] = raw
+        if (raw := get("APICLUB_BACKUP_DIR")) is not None:
+            values["backup_dir"] = Path(raw)
+        if (raw := get("APICLUB_BACKUP_EVERY")) is not None:
+            values["backup_every"] = parse_duration("APICLUB_BACKUP_EVERY", raw)
+        if (raw := get("APICLUB_BACKUP_KEEP")) is not None:
+            values["backup_keep"] = parse_int("APICLUB_BACKUP_KEEP", raw)
+        if (raw := get("APICLUB_REPLICATE")) is not None:
+            values["replicate"] = raw
         return cls(**values)  # type: ignore[arg-type]
