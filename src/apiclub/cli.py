@@ -212,18 +212,27 @@ def configure_logging(level: str, *, with_pid: bool = False) -> None:
 
 
 def _serve(settings: Settings, _: argparse.Namespace) -> int:
+    from apiclub.backup.companions import BackupCompanions
     from apiclub.server.launcher import Server
     from apiclub.server.run import run_until_signalled
 
+    # Scheduled snapshots and Litestream: started once serving, stopped after the database
+    # closed (so Litestream's last sync has the last commits).
+    companions = BackupCompanions(settings)
+
     def announce(server: Server) -> None:
+        companions.start()
         sys.stdout.write(describe_listeners(server))
         sys.stdout.flush()
 
-    if settings.workers > 1:
-        from apiclub.server.workers import Supervisor
+    try:
+        if settings.workers > 1:
+            from apiclub.server.workers import Supervisor
 
-        return Supervisor(settings, on_ready=announce).run()
-    asyncio.run(run_until_signalled(settings, on_ready=announce))
+            return Supervisor(settings, on_ready=announce).run()
+        asyncio.run(run_until_signalled(settings, on_ready=announce))
+    finally:
+        companions.stop()
     return 0
 
 

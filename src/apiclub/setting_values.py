@@ -276,7 +276,7 @@ def check_replica_url(url: str) -> None:
             "LITESTREAM_ACCESS_KEY_ID/LITESTREAM_SECRET_ACCESS_KEY) and an SFTP password in "
             "LITESTREAM_SFTP_PASSWORD instead"
         )
-    if parts.scheme == "file" and not parts.path.startswith("/"):
+    if parts.scheme == "file" and (parts.netloc not in {"", "localhost"} or not parts.path):
         raise ConfigError(f"{key}={url!r}: a file:// replica needs an absolute path (file:///...)")
     if parts.scheme in {"s3", "sftp"} and not parts.hostname:
         raise ConfigError(f"{key}={redact_url(url)!r} names no bucket or host")

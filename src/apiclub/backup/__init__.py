@@ -6,7 +6,7 @@ May import settings, db and tls storage (DESIGN.md); knows nothing of HTTP.
 
 from __future__ import annotations
 
-from apiclub.backup.restore import Restored, install_database, restore_snapshot
+from apiclub.backup.restore import Restored, restore_snapshot
 from apiclub.backup.snapshot import Snapshot, take_snapshot
 
-__all__ = ["Restored", "Snapshot", "install_database", "restore_snapshot", "take_snapshot"]
+__all__ = ["Restored", "Snapshot", "restore_snapshot", "take_snapshot"]

@@ -66,24 +66,21 @@ def restore_snapshot(settings: Settings, archive: Path) -> Restored:
         return _swap_in(settings, manifest, scratch)
 
 
-def install_database(settings: Settings, database: Path) -> Restored:
+def install_database_locked(settings: Settings, database: Path, created_at: str) -> Restored:
     """Put a database file restored from elsewhere (a Litestream replica) in place of the
     current one, keeping the data directory's other files; the old database is moved aside.
+    The caller holds the serving lock (`no_server_running`).
 
     Raises:
-        ServerRunningError: a server runs on the data directory; nothing was touched.
         BackupError: `database` fails `PRAGMA integrity_check`; nothing was touched.
     """
-    with no_server_running(serving_lock_path(settings), "refusing to restore"):
-        migrations, tasks = check_database(database)
-        when = stamp()
-        moved = _move_database_aside(settings.database_path, when)
-        settings.database_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        database.chmod(0o600)
-        database.replace(settings.database_path)
-        _fsync_dir(settings.database_path.parent)
-        manifest = Manifest("", when, "sqlite", migrations, tasks, {})
-        return Restored(manifest, moved)
+    migrations, tasks = check_database(database)
+    moved = _move_database_aside(settings.database_path, stamp())
+    settings.database_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    database.chmod(0o600)
+    database.replace(settings.database_path)
+    _fsync_dir(settings.database_path.parent)
+    return Restored(Manifest("", created_at, "sqlite", migrations, tasks, {}), moved)
 
 
 def _check_engine(settings: Settings, manifest: Manifest, archive: Path) -> None:
@@ -134,8 +131,10 @@ def _swap_in(settings: Settings, manifest: Manifest, scratch: Path) -> Restored:
 
 def _move_database_aside(database: Path, when: str) -> list[Path]:
     moved = []
-    for suffix in ("", *SIDE_FILES):
-        path = database.with_name(database.name + suffix)
+    # Litestream's local state describes the old file: it must not meet the new one.
+    names = [database.name + suffix for suffix in ("", *SIDE_FILES)]
+    for name in [*names, f".{database.name}-litestream"]:
+        path = database.with_name(name)
         if path.exists():
             aside = path.with_name(f"{path.name}.before-restore-{when}")
             path.rename(aside)

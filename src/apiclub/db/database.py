@@ -30,7 +30,8 @@ def choose_engine(settings: Settings) -> Database:
     """
     if settings.database_url is not None:
         return Postgres(settings.database_url)
-    return create_engine(settings.database_path)
+    # Replicated by Litestream: it owns the checkpoints (engine's module docstring).
+    return create_engine(settings.database_path, autocheckpoint=settings.replicate is None)
 
 
 async def open_database(settings: Settings) -> Database:
