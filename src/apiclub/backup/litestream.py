@@ -31,7 +31,11 @@ from apiclub.setting_values import check_replica_url
 from apiclub.settings import Settings
 
 SYNC_INTERVAL = "1s"
-"""How often Litestream ships new WAL frames (its default): the loss window on machine loss."""
+"""How often Litestream ships new changes to the replica (its default)."""
+MONITOR_INTERVAL = "100ms"
+"""How often it looks at the WAL for new frames (default 1 s). A machine loss costs up to both
+intervals: at 1 s each, 1.6 s of writes were lost in one run; at 100 ms the window stays near
+the sync interval (docs/reliability.md)."""
 RESTORE_TIMEOUT = 3600.0
 UNSUPPORTED_ENV = ("AWS_CA_BUNDLE",)
 """Litestream 0.5.17 fails to start any S3 replica when AWS_CA_BUNDLE is set ("unable to add
@@ -81,6 +85,7 @@ def write_config(settings: Settings, path: Path) -> None:
         "dbs": [
             {
                 "path": str(settings.database_path.absolute()),
+                "monitor-interval": MONITOR_INTERVAL,
                 "replica": {"url": replica_url(settings.replicate), "sync-interval": SYNC_INTERVAL},
             }
         ],
