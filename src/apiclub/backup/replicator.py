@@ -130,6 +130,9 @@ class Replicator:
                 stderr=subprocess.PIPE,
                 text=True,
                 preexec_fn=_die_with_parent,
+                # Its own session: a Ctrl-C at the terminal must not stop it before the server
+                # closed the database (its last sync would miss the last commits); we stop it.
+                start_new_session=True,
             )
         except OSError as exc:
             self.state.last_error = str(exc)
