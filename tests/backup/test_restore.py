@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -137,3 +138,60 @@ def test_restore_refuses_a_file_that_is_no_snapshot(tmp_path: Path) -> None:
     other = tmp_path / "other.tar"
     other.write_bytes(b"not a tar at all" * 100)
     _refused(tmp_path, other, "not an apiclub snapshot")
+
+
+@pytest.fixture
+def volume(tmp_path: Path) -> Iterator[Path]:
+    """A data directory that is a mount point, as a container's volume is (a real tmpfs)."""
+    import subprocess
+
+    path = tmp_path / "volume"
+    path.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (this test needs root): {mounted.stderr}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=False)
+
+
+def test_restore_into_a_volume_mount_point_swaps_its_contents(
+    volume: Path, snapshot: tuple[Path, int, list[dict[str, object]]]
+) -> None:
+    archive, serial, tasks = snapshot
+    with served(volume) as server:
+        _post(server.url, server.root, ["on the volume"])
+    result = run_apiclub("restore", str(archive), data_dir=volume)
+    assert result.returncode == 0, result.stderr
+    (aside,) = volume.glob(".before-restore-*")
+    assert task_ids(aside / "api.db") and (aside / "ca/root.pem").is_file()
+    assert not list(volume.glob(".*restoring*"))
+    with served(volume) as server:
+        assert _all_tasks(server.url, server.root) == tasks
+        assert peer_serial(server.port, server.root) == serial
+    again = run_apiclub("backup", "--to", str(volume.parent / "again.tar"), data_dir=volume)
+    assert again.returncode == 0, again.stderr
+    import tarfile
+
+    with tarfile.open(volume.parent / "again.tar") as tar:
+        names = tar.getnames()
+    assert "data/ca/root.pem" in names
+    assert not [name for name in names if ".before-restore-" in name]
+
+
+def test_a_plain_directory_is_renamed_not_swapped(
+    tmp_path: Path, snapshot: tuple[Path, int, list[dict[str, object]]]
+) -> None:
+    archive, _, _ = snapshot
+    data = tmp_path / "plain"
+    with served(data):
+        pass
+    assert run_apiclub("restore", str(archive), data_dir=data).returncode == 0
+    assert not list(data.glob(".before-restore-*"))
+    assert list(tmp_path.glob("plain.before-restore-*"))

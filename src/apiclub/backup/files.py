@@ -68,6 +68,8 @@ def _walk(root: Path, excluded: set[str], skipped: set[Path]) -> list[Path]:
             for d in dirs
             if d not in excluded
             and d != "locks"
+            and not d.startswith(".before-restore-")  # a restore's kept data (mount points)
+            and ".restoring-" not in d
             and (here / d) not in skipped
             and not (here / d).is_symlink()
         )

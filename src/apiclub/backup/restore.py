@@ -115,18 +115,39 @@ def _swap_in(settings: Settings, manifest: Manifest, scratch: Path) -> Restored:
             f"{restore_command(settings.database_url, data_dir / dump.name)}"
         )
     moved: list[Path] = []
-    if data_dir.exists():
-        aside = data_dir.with_name(f"{data_dir.name}.before-restore-{when}")
-        data_dir.rename(aside)
-        moved.append(aside)
     new_dir.chmod(0o700)
-    new_dir.rename(data_dir)
+    if _is_mount(data_dir):
+        moved.append(_swap_contents(data_dir, new_dir, scratch, when))
+    else:
+        if data_dir.exists():
+            aside = data_dir.with_name(f"{data_dir.name}.before-restore-{when}")
+            data_dir.rename(aside)
+            moved.append(aside)
+        new_dir.rename(data_dir)
     if manifest.engine == "sqlite" and not inside:
         moved += _move_database_aside(database, when)
         (scratch / SQLITE_NAME).replace(database)
         _fsync_dir(database.parent)
     _fsync_dir(data_dir.parent)
     return Restored(manifest, moved, note)
+
+
+def _is_mount(data_dir: Path) -> bool:
+    """A data directory that is a mount point (a container's volume) cannot be renamed."""
+    return data_dir.is_dir() and os.path.ismount(data_dir)
+
+
+def _swap_contents(data_dir: Path, new_dir: Path, scratch: Path, when: str) -> Path:
+    """Swap what the mount point holds: its entries go into `.before-restore-<time>` inside
+    it (kept, and skipped by later snapshots), the restored ones take their place."""
+    aside = data_dir / f".before-restore-{when}"
+    aside.mkdir(mode=0o700)
+    for entry in list(data_dir.iterdir()):
+        if entry not in (aside, scratch) and not entry.name.startswith(".before-restore-"):
+            entry.rename(aside / entry.name)
+    for entry in list(new_dir.iterdir()):
+        entry.rename(data_dir / entry.name)
+    return aside
 
 
 def _move_database_aside(database: Path, when: str) -> list[Path]:
@@ -144,8 +165,9 @@ def _move_database_aside(database: Path, when: str) -> list[Path]:
 
 @contextlib.contextmanager
 def _scratch(data_dir: Path) -> Iterator[Path]:
-    """A private directory beside the data directory (same file system: renames are atomic)."""
-    parent = data_dir.absolute().parent
+    """A private directory on the data directory's file system (renames there are atomic)."""
+    # Inside it when it is a mount point: the parent may be another file system (or read-only).
+    parent = data_dir.absolute() if _is_mount(data_dir) else data_dir.absolute().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
         path = parent / f".{data_dir.name}.restoring-{stamp()}-{os.getpid()}"
