@@ -66,3 +66,25 @@ def test_backup_without_a_database_fails_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "no database at" in result.stderr
     assert not (tmp_path / "x.tar").exists()
+
+
+def test_a_compressed_snapshot_restores(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with served(data):
+        pass
+    result = run_apiclub("backup", "--to", str(tmp_path / "s.tar.gz"), data_dir=data)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "s.tar.gz").read_bytes()[:2] == b"\x1f\x8b"  # gzip's magic
+    with tarfile.open(tmp_path / "s.tar.gz") as tar:
+        assert tar.getnames()[0] == "manifest.json"
+    restored = run_apiclub("restore", str(tmp_path / "s.tar.gz"), data_dir=tmp_path / "r")
+    assert restored.returncode == 0, restored.stderr
+    assert integrity(tmp_path / "r/api.db") == "ok"
+
+
+def test_a_plain_tar_is_not_compressed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with served(data):
+        pass
+    assert run_apiclub("backup", "--to", str(tmp_path / "s.tar"), data_dir=data).returncode == 0
+    assert (tmp_path / "s.tar").read_bytes()[:2] != b"\x1f\x8b"

@@ -29,14 +29,14 @@ def is_archive_name(path: Path) -> bool:
     return path.name.endswith(SUFFIXES)
 
 
-def _compressed(path: Path) -> bool:
+def is_compressed_name(path: Path) -> bool:
     return path.name.endswith((".tar.gz", ".tgz"))
 
 
 class ArchiveWriter:
     """Members added in order; the manifest goes first, so a reader finds it at once."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, compressed: bool) -> None:
         self.path = path
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -44,7 +44,7 @@ class ArchiveWriter:
             raise BackupError(f"cannot create {path}: {exc.strerror or exc}") from None
         self._file = os.fdopen(fd, "wb")
         # Closed in close(): the writer outlives this call.
-        if _compressed(path):
+        if compressed:
             self._tar = tarfile.open(fileobj=self._file, mode="w:gz", format=tarfile.PAX_FORMAT)  # noqa: SIM115
         else:
             self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
@@ -103,7 +103,7 @@ def extract_verified(archive: Path, into: Path) -> Manifest:
 
 @contextlib.contextmanager
 def _open(archive: Path) -> Iterator[tarfile.TarFile]:
-    with tarfile.open(archive, mode="r:gz" if _compressed(archive) else "r:") as tar:
+    with tarfile.open(archive, mode="r:*") as tar:  # gzip or not, by its content
         yield tar
 
 

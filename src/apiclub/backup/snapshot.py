@@ -19,7 +19,12 @@ from pathlib import Path
 
 from apiclub import __version__
 from apiclub.backup import postgres_dump
-from apiclub.backup.archive import ArchiveWriter, extract_verified, is_archive_name
+from apiclub.backup.archive import (
+    ArchiveWriter,
+    extract_verified,
+    is_archive_name,
+    is_compressed_name,
+)
 from apiclub.backup.files import read_data_files
 from apiclub.backup.manifest import (
     DATA_DIR,
@@ -80,7 +85,8 @@ def take_snapshot(
     partial = target.with_name(target.name + ".partial")
     with _scratch(target.parent) as scratch:
         try:
-            manifest = _write_archive(settings, partial, scratch, progress)
+            compressed = is_compressed_name(target)
+            manifest = _write_archive(settings, partial, compressed, scratch, progress)
             verify_dir = scratch / "verify"
             verify_dir.mkdir(mode=0o700)
             extract_verified(partial, verify_dir)
@@ -95,7 +101,11 @@ def take_snapshot(
 
 
 def _write_archive(
-    settings: Settings, partial: Path, scratch: Path, progress: Progress | None
+    settings: Settings,
+    partial: Path,
+    compressed: bool,
+    scratch: Path,
+    progress: Progress | None,
 ) -> Manifest:
     if settings.database_url is not None:
         db_name = POSTGRES_NAME
@@ -124,7 +134,7 @@ def _write_archive(
         files=files,
         source=str(settings.data_dir.absolute()),
     )
-    writer = ArchiveWriter(partial)
+    writer = ArchiveWriter(partial, compressed=compressed)
     try:
         writer.add_bytes(MANIFEST_NAME, manifest.to_json(), 0o600)
         writer.add_file(db_name, db_copy, 0o600)

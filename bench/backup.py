@@ -1,0 +1,158 @@
+"""Snapshot, restore and replication of a 1M-task database (issue #16): time and size.
+
+    python -m bench.backup                  # 1,000,000 tasks (bench.scale_data's cached file)
+    python -m bench.backup --size 100000    # another size
+
+Prints a markdown table for docs/performance.md. Every step is the code an operator runs:
+`take_snapshot` (`apiclub backup`, verification included), `restore_snapshot`
+(`apiclub restore`, verification included), Litestream's first full sync of the file to a
+`file://` replica (`litestream replicate -once -force-snapshot`, the configuration
+`serve --replicate` writes), and `restore_replica` (`apiclub restore --from`,
+`integrity_check` included). Also against `rclone serve s3` on 127.0.0.1 when rclone exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from apiclub.backup.litestream import (
+    child_environment,
+    litestream_binary,
+    restore_replica,
+    write_config,
+)
+from apiclub.backup.restore import restore_snapshot
+from apiclub.backup.snapshot import take_snapshot
+from apiclub.settings import Settings
+from bench.scale_data import CACHE, build
+
+T = TypeVar("T")
+MB = 1e6
+
+
+def timed(step: Callable[[], T]) -> tuple[T, float]:
+    started = time.perf_counter()
+    result = step()
+    return result, time.perf_counter() - started
+
+
+def size_of(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def first_sync(settings: Settings, work: Path) -> float:
+    """Seconds of Litestream's first full sync of the database to the replica."""
+    config = work / "litestream.yml"
+    write_config(settings, config)
+    _, seconds = timed(
+        lambda: subprocess.run(  # noqa: S603 (our own arguments)
+            [litestream_binary(), "replicate", "-config", str(config), "-once", "-force-snapshot"],
+            env=child_environment(),
+            check=True,
+            capture_output=True,
+            timeout=3600,
+        )
+    )
+    return seconds
+
+
+@contextmanager
+def rclone_s3(root: Path) -> Iterator[str | None]:
+    rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or shutil.which("rclone")
+    if rclone is None:
+        yield None
+        return
+    access, secret = f"AK{secrets.token_hex(8)}", secrets.token_hex(16)
+    (root / "bench").mkdir(parents=True)
+    log = root.parent / "rclone.log"
+    with log.open("w+") as out:
+        process = subprocess.Popen(  # noqa: S603 (our own arguments)
+            [
+                rclone,
+                "serve",
+                "s3",
+                "--addr",
+                "127.0.0.1:0",
+                "--auth-key",
+                f"{access},{secret}",
+                "--config",
+                "/dev/null",
+                str(root),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+        try:
+            while not (match := re.search(r"127\.0\.0\.1:(\d+)/", log.read_text())):
+                time.sleep(0.05)
+            os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = access, secret
+            yield f"s3://bench/db?endpoint=http://127.0.0.1:{match.group(1)}"
+        finally:
+            process.kill()
+            process.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.backup", description=__doc__)
+    parser.add_argument("--size", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    source, _ = build(args.size, CACHE)
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="apiclub-bench-backup-") as tmp:
+        work = Path(tmp)
+        data = work / "data"
+        data.mkdir(mode=0o700)
+        shutil.copy(source, data / "api.db")
+        settings = Settings(data_dir=data)
+        db_size = size_of(data / "api.db")
+        rows.append(("database file", "", f"{db_size / MB:.1f} MB"))
+        for name in ("snap.tar", "snap.tar.gz"):
+            snap, seconds = timed(partial(take_snapshot, settings, work / name))
+            rows.append(
+                (
+                    f"`apiclub backup --to {name}` (copy + verify)",
+                    f"{seconds:.2f} s",
+                    f"{snap.size / MB:.1f} MB",
+                )
+            )
+        target = Settings(data_dir=work / "restored")
+        _, seconds = timed(lambda: restore_snapshot(target, work / "snap.tar"))
+        rows.append(("`apiclub restore snap.tar` (verify + swap)", f"{seconds:.2f} s", ""))
+        replicas = [("file", f"file://{work / 'replica'}")]
+        with rclone_s3(work / "s3") as s3:
+            if s3 is not None:
+                replicas.append(("s3 (rclone serve s3)", s3))
+            for label, url in replicas:
+                replicated = Settings(data_dir=data, replicate=url)
+                seconds = first_sync(replicated, work)
+                size = size_of(work / "replica") if label == "file" else size_of(work / "s3")
+                rows.append(
+                    (f"Litestream first sync to {label}", f"{seconds:.2f} s", f"{size / MB:.1f} MB")
+                )
+                into = Settings(data_dir=work / f"from-{label.split()[0]}")
+                _, seconds = timed(partial(restore_replica, into, url))
+                rows.append((f"`apiclub restore --from` {label}", f"{seconds:.2f} s", ""))
+    print(f"{args.size:,} tasks\n")  # noqa: T201 (the report)
+    print("| step | time | size |\n| --- | --- | --- |")  # noqa: T201
+    for row in rows:
+        print(f"| {' | '.join(row)} |")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
