@@ -88,3 +88,28 @@ def test_a_plain_tar_is_not_compressed(tmp_path: Path) -> None:
         pass
     assert run_apiclub("backup", "--to", str(tmp_path / "s.tar"), data_dir=data).returncode == 0
     assert (tmp_path / "s.tar").read_bytes()[:2] != b"\x1f\x8b"
+
+
+def test_a_large_database_shows_progress_on_stderr(tmp_path: Path) -> None:
+    import sqlite3
+
+    data = tmp_path / "data"
+    assert run_apiclub("migrate", data_dir=data).returncode == 0
+    with sqlite3.connect(data / "api.db") as db:
+        db.executemany(
+            "INSERT INTO task (name, created_at) VALUES (?, '2026-12-03 00:00:00+00:00')",
+            ((f"{i:06d}" + "x" * 150,) for i in range(200_000)),
+        )
+    result = run_apiclub("backup", "--to", str(tmp_path / "big.tar"), data_dir=data)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[-1].startswith("apiclub: copying the database: 100% (")
+    assert len(lines) >= 5 and all(line.startswith("apiclub: copying") for line in lines)
+    assert "200000 tasks" in result.stdout
+
+
+def test_a_small_database_prints_no_progress(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run_apiclub("migrate", data_dir=data).returncode == 0
+    result = run_apiclub("backup", "--to", str(tmp_path / "small.tar"), data_dir=data)
+    assert result.returncode == 0 and result.stderr == ""
