@@ -43,6 +43,8 @@ def test_a_restored_data_dir_serves_the_same_certificates_and_tasks(
     data = tmp_path / "machine2"
     result = run_apiclub("restore", str(archive), data_dir=data)
     assert result.returncode == 0, result.stderr
+    assert "previous data" not in result.stdout  # a new directory: nothing was moved aside
+    assert not list(tmp_path.glob("machine2.*"))
     with served(data) as server:
         # The origin's root (`origin/ca/root.pem`) is trusted: the same CA, the same leaf.
         assert peer_serial(server.port, tmp_path / "origin/ca/root.pem") == serial
@@ -195,3 +197,13 @@ def test_a_plain_directory_is_renamed_not_swapped(
     assert run_apiclub("restore", str(archive), data_dir=data).returncode == 0
     assert not list(data.glob(".before-restore-*"))
     assert list(tmp_path.glob("plain.before-restore-*"))
+
+
+def test_restore_refuses_a_truncated_compressed_snapshot(tmp_path: Path) -> None:
+    data = tmp_path / "origin"
+    with served(data):
+        pass
+    assert run_apiclub("backup", "--to", str(tmp_path / "s.tgz"), data_dir=data).returncode == 0
+    cut = tmp_path / "cut.tgz"
+    cut.write_bytes((tmp_path / "s.tgz").read_bytes()[:-200])
+    _refused(tmp_path, cut, "truncated")

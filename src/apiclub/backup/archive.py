@@ -23,6 +23,7 @@ from apiclub.backup.manifest import CHUNK, MANIFEST_NAME, Manifest
 from apiclub.errors import BackupError
 
 SUFFIXES = (".tar", ".tar.gz", ".tgz")
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def is_archive_name(path: Path) -> bool:
@@ -93,8 +94,9 @@ def extract_verified(archive: Path, into: Path) -> Manifest:
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise BackupError(f"{where} does not exist") from None
+        reason = " ".join(str(exc).split())  # one line, whatever the library wrote
         raise BackupError(
-            f"{where} is truncated, damaged or not an apiclub snapshot ({exc}): pick another"
+            f"{where} is truncated, damaged or not an apiclub snapshot ({reason}): pick another"
         ) from None
     if missing := sorted(set(manifest.files) - seen):
         raise BackupError(f"{where} is truncated: missing {', '.join(missing[:3])}")
@@ -103,7 +105,9 @@ def extract_verified(archive: Path, into: Path) -> Manifest:
 
 @contextlib.contextmanager
 def _open(archive: Path) -> Iterator[tarfile.TarFile]:
-    with tarfile.open(archive, mode="r:*") as tar:  # gzip or not, by its content
+    with archive.open("rb") as probe:
+        gzipped = probe.read(2) == GZIP_MAGIC  # by its content, whatever its name
+    with tarfile.open(archive, mode="r:gz" if gzipped else "r:") as tar:
         yield tar
 
 

@@ -119,6 +119,7 @@ def _swap_in(settings: Settings, manifest: Manifest, scratch: Path) -> Restored:
     if _is_mount(data_dir):
         moved.append(_swap_contents(data_dir, new_dir, scratch, when))
     else:
+        _remove_if_only_locks(data_dir)  # a new data directory: nothing to keep aside
         if data_dir.exists():
             aside = data_dir.with_name(f"{data_dir.name}.before-restore-{when}")
             data_dir.rename(aside)
@@ -130,6 +131,17 @@ def _swap_in(settings: Settings, manifest: Manifest, scratch: Path) -> Restored:
         _fsync_dir(database.parent)
     _fsync_dir(data_dir.parent)
     return Restored(manifest, moved, note)
+
+
+def _remove_if_only_locks(data_dir: Path) -> None:
+    """Remove a data directory holding nothing but empty lock files (the restore's own)."""
+    if not data_dir.is_dir():
+        return
+    entries = list(data_dir.iterdir())
+    if all(e.is_file() and e.name.endswith(".lock") and e.stat().st_size == 0 for e in entries):
+        for entry in entries:
+            entry.unlink()
+        data_dir.rmdir()
 
 
 def _is_mount(data_dir: Path) -> bool:
