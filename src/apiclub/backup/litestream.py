@@ -34,8 +34,7 @@ SYNC_INTERVAL = "1s"
 """How often Litestream ships new changes to the replica (its default)."""
 MONITOR_INTERVAL = "100ms"
 """How often it looks at the WAL for new frames (default 1 s). A machine loss costs up to both
-intervals: at 1 s each, 1.6 s of writes were lost in one run; at 100 ms the window stays near
-the sync interval (docs/reliability.md)."""
+intervals; polling faster keeps the window near the sync interval (docs/reliability.md)."""
 RESTORE_TIMEOUT = 3600.0
 UNSUPPORTED_ENV = ("AWS_CA_BUNDLE",)
 """Litestream 0.5.17 fails to start any S3 replica when AWS_CA_BUNDLE is set ("unable to add
