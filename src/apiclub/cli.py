@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -17,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from apiclub.errors import ApiclubError, ConfigError
+from apiclub.backup.commands import add_backup_commands
+from apiclub.errors import ApiclubError
 from apiclub.settings import Settings, TlsMode
 
 if TYPE_CHECKING:
@@ -121,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         ca_commands, common, "trust", _ca_trust, "install the root in the system trust store"
     )
     _add_certs_commands(commands, common)
-    _add_backup_commands(commands, common)
+    add_backup_commands(commands, functools.partial(_add_command, commands, common))
     return parser
 
 
@@ -161,33 +163,6 @@ def _add_certs_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     issue.add_argument(
         "--out", required=True, type=Path, metavar="DIR", help="writes fullchain.pem, privkey.pem"
-    )
-
-
-def _add_backup_commands(commands: Any, common: argparse.ArgumentParser) -> None:
-    backup = _add_command(
-        commands, common, "backup", _backup, "an online, verified snapshot of the data directory"
-    )
-    backup.add_argument(
-        "--to",
-        type=Path,
-        metavar="PATH",
-        help="a .tar/.tar.gz file, or a directory (default: the backup directory)",
-    )
-    restore = _add_command(
-        commands, common, "restore", _restore, "replace the data directory with a snapshot"
-    )
-    restore.add_argument("snapshot", nargs="?", type=Path, metavar="PATH", help="a snapshot")
-    restore.add_argument(
-        "--from",
-        dest="replica",
-        metavar="URL",
-        help="restore the database from a Litestream replica",
-    )
-    restore.add_argument(
-        "--timestamp",
-        metavar="T",
-        help="with --from: the state at T (ISO-8601, e.g. 2026-12-03T15:00:00Z)",
     )
 
 
@@ -346,60 +321,6 @@ def _certs_issue(settings: Settings, args: argparse.Namespace) -> int:
         f"valid until {certified.not_after:%Y-%m-%d %H:%M} UTC\n"
     )
     return 0
-
-
-def _backup(settings: Settings, args: argparse.Namespace) -> int:
-    from apiclub.backup import take_snapshot
-
-    snapshot = take_snapshot(settings, args.to, progress=_progress_printer())
-    manifest = snapshot.manifest
-    tasks = "" if manifest.tasks is None else f"{manifest.tasks} tasks, "
-    sys.stdout.write(
-        f"wrote {snapshot.path} ({snapshot.size / 1e6:.1f} MB): {manifest.engine} database with "
-        f"{tasks}{len(manifest.migrations)} migrations, {len(manifest.files) - 1} data files; "
-        "verified (checksums, integrity_check ok)\n"
-    )
-    return 0
-
-
-def _restore(settings: Settings, args: argparse.Namespace) -> int:
-    from apiclub.backup import restore_snapshot
-
-    if (args.snapshot is None) == (args.replica is None):
-        raise ConfigError("restore needs a snapshot PATH or --from URL (one of them)")
-    if args.timestamp is not None and args.replica is None:
-        raise ConfigError("--timestamp goes with --from URL (a snapshot has one time only)")
-    if args.replica is not None:
-        from apiclub.backup.litestream import restore_replica
-
-        restored = restore_replica(settings, args.replica, args.timestamp)
-    else:
-        restored = restore_snapshot(settings, args.snapshot)
-    manifest = restored.manifest
-    tasks = "" if manifest.tasks is None else f"{manifest.tasks} tasks, "
-    sys.stdout.write(
-        f"restored {settings.data_dir} ({tasks}{len(manifest.migrations)} migrations, "
-        f"taken {manifest.created_at})\n"
-    )
-    for path in restored.moved_aside:
-        sys.stdout.write(f"  the previous data is kept in {path}\n")
-    if restored.note:
-        sys.stdout.write(f"  {restored.note}\n")
-    return 0
-
-
-def _progress_printer() -> Callable[[str, int, int], None]:
-    """Progress on stderr, a line per tenth of the database copied (large databases only)."""
-    shown: dict[str, int] = {}
-
-    def show(phase: str, done: int, total: int) -> None:
-        tenth = done * 10 // total if total else 10
-        if total < 2 * 4096 or shown.get(phase) == tenth:
-            return
-        shown[phase] = tenth
-        sys.stderr.write(f"apiclub: copying the {phase}: {tenth * 10}% ({done}/{total} pages)\n")
-
-    return show
 
 
 def _http01_listener(settings: Settings) -> Http01Listener:
