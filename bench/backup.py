@@ -9,6 +9,8 @@ Prints a markdown table for docs/performance.md. Every step is the code an opera
 `file://` replica (`litestream replicate -once -force-snapshot`, the configuration
 `serve --replicate` writes), and `restore_replica` (`apiclub restore --from`,
 `integrity_check` included). Also against `rclone serve s3` on 127.0.0.1 when rclone exists.
+Last, `GET /` latency over TLS from a real `apiclub serve` on the file, without and with
+`--backup-every 2s` (snapshots in the server's own thread): what the event loop feels.
 """
 
 from __future__ import annotations
@@ -107,6 +109,60 @@ def rclone_s3(root: Path) -> Iterator[str | None]:
             process.wait()
 
 
+def latencies(data: Path, seconds: float, *extra: str) -> list[float]:
+    """`GET /` one after another for `seconds` against `apiclub serve` on `data`."""
+    import ssl
+
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APICLUB_")}
+    process = subprocess.Popen(  # noqa: S603 (our own interpreter)
+        [
+            sys.executable,
+            "-m",
+            "apiclub",
+            "serve",
+            "--data-dir",
+            str(data),
+            "--https-port",
+            "0",
+            "--http-port",
+            "0",
+            "--log-level",
+            "WARNING",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        banner = process.stdout.readline() if process.stdout is not None else ""
+        found = re.search(r"localhost:(\d+)/", banner)
+        if found is None:
+            raise SystemExit(f"apiclub serve did not start: {banner!r}")
+        port = int(found.group(1))
+        context = ssl.create_default_context(cafile=str(data / "ca/root.pem"))
+        samples: list[float] = []
+        with httpx.Client(verify=context) as client:
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                client.get(f"https://localhost:{port}/").raise_for_status()
+                samples.append(time.perf_counter() - started)
+        return samples
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p50, p99 = ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.99)]
+    return f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {ordered[-1] * 1000:.0f} ms"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.backup", description=__doc__)
     parser.add_argument("--size", type=int, default=1_000_000)
@@ -147,6 +203,17 @@ def main(argv: list[str] | None = None) -> int:
                 into = Settings(data_dir=work / f"from-{label.split()[0]}")
                 _, seconds = timed(partial(restore_replica, into, url))
                 rows.append((f"`apiclub restore --from` {label}", f"{seconds:.2f} s", ""))
+        quiet = latencies(data, 10.0)
+        snapping = latencies(data, 10.0, "--backup-every", "2s", "--backup-dir", str(work / "b"))
+        taken = len(list((work / "b").glob("apiclub-*.tar")))
+        rows.append(("`GET /` over TLS, no snapshots (10 s)", percentiles(quiet), ""))
+        rows.append(
+            (
+                f"`GET /` with `--backup-every 2s` ({taken} kept of the 10 s)",
+                percentiles(snapping),
+                "",
+            )
+        )
     print(f"{args.size:,} tasks\n")  # noqa: T201 (the report)
     print("| step | time | size |\n| --- | --- | --- |")  # noqa: T201
     for row in rows:
