@@ -9,8 +9,10 @@ Prints a markdown table for docs/performance.md. Every step is the code an opera
 `file://` replica (`litestream replicate -once -force-snapshot`, the configuration
 `serve --replicate` writes), and `restore_replica` (`apiclub restore --from`,
 `integrity_check` included). Also against `rclone serve s3` on 127.0.0.1 when rclone exists.
-Last, `GET /` latency over TLS from a real `apiclub serve` on the file, without and with
-`--backup-every 2s` (snapshots in the server's own thread): what the event loop feels.
+Last, `GET /` latency over TLS from a real `apiclub serve` on the file: alone, beside
+`apiclub backup` run in a loop by other processes, and with `--backup-every 2s` (snapshots in
+the server's own thread): what the event loop feels, and what the thread adds to the disk's
+and CPU's own contention.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -157,6 +160,38 @@ def latencies(data: Path, seconds: float, *extra: str) -> list[float]:
         process.wait(60)
 
 
+def latencies_beside_backups(data: Path, work: Path, seconds: float) -> list[float]:
+    """`latencies` while `apiclub backup` runs again and again in processes of its own."""
+    stop = threading.Event()
+
+    def back_up() -> None:
+        while not stop.is_set():
+            target = work / "external.tar"
+            subprocess.run(  # noqa: S603 (our own interpreter)
+                [
+                    sys.executable,
+                    "-m",
+                    "apiclub",
+                    "backup",
+                    "--data-dir",
+                    str(data),
+                    "--to",
+                    str(target),
+                ],
+                capture_output=True,
+                check=True,
+            )
+            target.unlink()
+
+    thread = threading.Thread(target=back_up)
+    thread.start()
+    try:
+        return latencies(data, seconds)
+    finally:
+        stop.set()
+        thread.join()
+
+
 def percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
     p50, p99 = ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.99)]
@@ -204,9 +239,13 @@ def main(argv: list[str] | None = None) -> int:
                 _, seconds = timed(partial(restore_replica, into, url))
                 rows.append((f"`apiclub restore --from` {label}", f"{seconds:.2f} s", ""))
         quiet = latencies(data, 10.0)
+        beside = latencies_beside_backups(data, work, 10.0)
         snapping = latencies(data, 10.0, "--backup-every", "2s", "--backup-dir", str(work / "b"))
         taken = len(list((work / "b").glob("apiclub-*.tar")))
         rows.append(("`GET /` over TLS, no snapshots (10 s)", percentiles(quiet), ""))
+        rows.append(
+            ("`GET /` beside `apiclub backup` in a loop (other processes)", percentiles(beside), "")
+        )
         rows.append(
             (
                 f"`GET /` with `--backup-every 2s` ({taken} kept of the 10 s)",
