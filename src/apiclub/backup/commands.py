@@ -26,6 +26,11 @@ def add_backup_commands(commands: Any, add_command: AddCommand) -> None:
         metavar="PATH",
         help="a .tar/.tar.gz file, or a directory (default: the backup directory)",
     )
+    add_command(
+        "replication",
+        _replication,
+        "how far the Litestream replica is behind (exit 1 when behind or empty)",
+    )
     restore = add_command("restore", _restore, "replace the data directory with a snapshot")
     restore.add_argument("snapshot", nargs="?", type=Path, metavar="PATH", help="a snapshot")
     restore.add_argument(
@@ -39,6 +44,16 @@ def add_backup_commands(commands: Any, add_command: AddCommand) -> None:
         metavar="T",
         help="with --from: the state at T (ISO-8601, e.g. 2026-12-03T15:00:00Z)",
     )
+
+
+def _replication(settings: Settings, _: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from apiclub.backup.status import replica_status
+
+    status = replica_status(settings)
+    sys.stdout.write(status.describe(datetime.now(UTC)))
+    return 0 if status.in_step else 1
 
 
 def _backup(settings: Settings, args: argparse.Namespace) -> int:
