@@ -53,3 +53,32 @@ def test_no_snapshot_is_taken_by_default(tmp_path: Path) -> None:
         time.sleep(2.5)
         assert "apiclub.backup" not in server.log()
     assert not (tmp_path / "backups").exists()
+
+
+def test_with_several_workers_the_parent_alone_takes_the_snapshots(tmp_path: Path) -> None:
+    import re
+
+    from tests.backup.helpers import require_tool
+    from tests.backup.test_replication import _children
+
+    require_tool("litestream")
+    flags = (
+        "--workers",
+        "2",
+        "--backup-every",
+        "1s",
+        "--backup-dir",
+        str(tmp_path / "snaps"),
+        "--replicate",
+        f"file://{tmp_path / 'replica'}",
+    )
+    with served(tmp_path / "data", *flags) as server:
+        _wait(lambda: server.log().count("apiclub.backup: snapshot ") >= 2)
+        pids = set(re.findall(r"\[(\d+)\] apiclub\.backup: snapshot ", server.log()))
+        assert pids == {str(server.process.pid)}
+        commands = [
+            Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+            for pid in _children(server.process.pid)
+        ]
+        assert sum(command.endswith(b"litestream") for command in commands) == 1
+        assert len(commands) == 3  # two workers and one Litestream
