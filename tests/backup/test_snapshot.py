@@ -39,6 +39,7 @@ def test_a_backup_under_write_load_holds_every_write_acknowledged_before_it(
 
 def test_the_archive_has_a_manifest_checksums_and_private_modes(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    assert run_apiclub("tokens", "add", "deploy", data_dir=data).returncode == 0
     with served(data):
         result = run_apiclub("backup", "--to", str(tmp_path / "out"), data_dir=data)
     assert result.returncode == 0, result.stderr
@@ -58,6 +59,7 @@ def test_the_archive_has_a_manifest_checksums_and_private_modes(tmp_path: Path) 
     assert keys and all(modes[name] == 0o600 for name in keys)
     assert modes["database/api.db"] == 0o600
     assert "data/ca/root.pem" in modes
+    assert modes["data/auth/tokens.json"] == 0o600  # the write tokens' hashes
     assert not any(name.endswith((".lock", "-wal", "-shm")) for name in modes)
 
 
