@@ -67,7 +67,7 @@ def first_sync(settings: Settings, work: Path) -> float:
     _, seconds = timed(
         lambda: subprocess.run(  # noqa: S603 (our own arguments)
             [litestream_binary(), "replicate", "-config", str(config), "-once", "-force-snapshot"],
-            env=child_environment(),
+            env=child_environment(settings),
             check=True,
             capture_output=True,
             timeout=3600,

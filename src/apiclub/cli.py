@@ -84,6 +84,11 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "APICLUB_REPLICATE",
         "Litestream replica URL: file:///path, s3://bucket/path?endpoint=..., sftp://...",
     ),
+    (
+        "--replicate-env-file",
+        "APICLUB_REPLICATE_ENV_FILE",
+        "NAME=value lines for Litestream's environment (S3 keys), never on the command line",
+    ),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
 SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})

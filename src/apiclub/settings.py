@@ -158,6 +158,10 @@ class Settings:
     """Litestream replica URL (APICLUB_REPLICATE): `file:///path`, `s3://bucket/path`
     (`?endpoint=http://host:port` for S3-compatible stores) or `sftp://user@host/path`;
     credentials come from the environment, never the URL. Off when unset."""
+    replicate_env_file: Path | None = None
+    """A file of `NAME=value` lines added to Litestream's environment
+    (APICLUB_REPLICATE_ENV_FILE): its credentials, e.g. `AWS_SECRET_ACCESS_KEY`, kept out of
+    apiclub's own environment; make it 0600."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -377,4 +381,6 @@ class Settings:
             values["backup_keep"] = parse_int("APICLUB_BACKUP_KEEP", raw)
         if (raw := get("APICLUB_REPLICATE")) is not None:
             values["replicate"] = raw
+        if (raw := get("APICLUB_REPLICATE_ENV_FILE")) is not None:
+            values["replicate_env_file"] = Path(raw)
         return cls(**values)  # type: ignore[arg-type]

@@ -178,3 +178,58 @@ def test_a_replicated_database_leaves_checkpoints_to_litestream(tmp_path: Path) 
 def test_an_unreplicated_database_checkpoints_itself(tmp_path: Path) -> None:
     assert _autocheckpoint(create_engine(tmp_path / "api.db")) == 1000
     assert _autocheckpoint(choose_engine(Settings(data_dir=tmp_path / "x"))) == 1000
+
+
+def test_s3_keys_from_a_file_reach_litestream_alone(tmp_path: Path) -> None:
+    import ssl
+
+    import httpx
+
+    require_tool("litestream")
+    with s3_server(tmp_path / "s3") as s3:
+        url = s3.url("apiclub", "db")
+        keys = tmp_path / "litestream.env"
+        keys.write_text(
+            f"# the S3 pair\nAWS_ACCESS_KEY_ID={s3.access_key}\n"
+            f"export AWS_SECRET_ACCESS_KEY='{s3.secret_key}'\n"
+        )
+        keys.chmod(0o600)
+        flags = ("--replicate", url, "--replicate-env-file", str(keys))
+        with served(tmp_path / "data", *flags) as server:
+            _wait_for(lambda: "snapshot complete" in server.log())
+            context = ssl.create_default_context(cafile=str(server.root))
+            with httpx.Client(verify=context) as client:
+                made = client.post(f"{server.url}/task/", json={"name": "keyed"}).json()
+            time.sleep(2.5)
+            assert s3.secret_key not in server.log()
+        restored = run_apiclub("restore", "--from", url, *flags[2:], data_dir=tmp_path / "r")
+        assert restored.returncode == 0, restored.stderr
+        assert made["id"] in task_ids(tmp_path / "r/api.db")
+        # Without the keys the same restore is refused by the store, in one line.
+        refused = run_apiclub("restore", "--from", url, data_dir=tmp_path / "nokeys")
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+        assert "litestream could not restore" in refused.stderr
+
+
+def test_a_malformed_key_file_stops_the_start_without_showing_it(tmp_path: Path) -> None:
+    require_tool("litestream")
+    keys = tmp_path / "bad.env"
+    keys.write_text("AWS_ACCESS_KEY_ID=AKIA\nthis-is-the-s3cr3t-not-a-line\n")
+    result = run_apiclub(
+        "serve",
+        "--https-port",
+        "0",
+        "--http-port",
+        "0",
+        "--replicate",
+        "s3://b/db?endpoint=http://127.0.0.1:9",
+        "--replicate-env-file",
+        str(keys),
+        data_dir=tmp_path / "data",
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"apiclub: error: APICLUB_REPLICATE_ENV_FILE='{keys}': line 2 is not NAME=value "
+        "(e.g. AWS_SECRET_ACCESS_KEY=...)"
+    )
+    assert "s3cr3t" not in result.stderr and result.stderr.count("\n") == 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,9 +60,40 @@ def litestream_binary() -> str:
     return found
 
 
-def child_environment() -> dict[str, str]:
-    """What Litestream inherits: our environment (its credentials) minus what breaks it."""
-    return {k: v for k, v in os.environ.items() if k not in UNSUPPORTED_ENV}
+_ENV_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """What Litestream inherits: our environment minus what breaks it, plus the variables of
+    `APICLUB_REPLICATE_ENV_FILE` (its credentials, kept out of every command line and log).
+
+    Raises:
+        ConfigError: the file cannot be read or a line is not `NAME=value` (the line's number
+            is named, never its content).
+    """
+    env = {k: v for k, v in os.environ.items() if k not in UNSUPPORTED_ENV}
+    path = settings.replicate_env_file
+    if path is None:
+        return env
+    key = "APICLUB_REPLICATE_ENV_FILE"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{key}={str(path)!r} cannot be read ({exc}): give a readable file"
+        ) from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _ENV_LINE.match(line.removeprefix("export "))
+        if match is None:
+            raise ConfigError(
+                f"{key}={str(path)!r}: line {number} is not NAME=value "
+                "(e.g. AWS_SECRET_ACCESS_KEY=...)"
+            )
+        env[match.group(1)] = match.group(2).strip().strip("'\"")
+    return env
 
 
 def replica_url(url: str) -> str:
@@ -136,7 +168,7 @@ def restore_replica(settings: Settings, url: str, timestamp: str | None = None) 
         try:
             result = subprocess.run(  # noqa: S603 (our own arguments, no shell)
                 command,
-                env=child_environment(),
+                env=child_environment(settings),
                 capture_output=True,
                 text=True,
                 timeout=RESTORE_TIMEOUT,

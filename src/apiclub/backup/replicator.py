@@ -66,6 +66,7 @@ class Replicator:
         assert settings.replicate is not None  # noqa: S101 (the caller checks)
         self.settings = settings
         self.binary = litestream_binary()  # fails at start, in one line, when missing
+        child_environment(settings)  # so does an unreadable APICLUB_REPLICATE_ENV_FILE
         self.state = ReplicationState()
         self.backoff = Backoff(FIRST_RESTART, MAX_RESTART)
         self._dir = Path(tempfile.mkdtemp(prefix="apiclub-litestream-"))
@@ -124,7 +125,7 @@ class Replicator:
         try:
             child = subprocess.Popen(  # noqa: S603 (our own arguments, no shell)
                 [self.binary, "replicate", "-config", str(self._config)],
-                env=child_environment(),
+                env=child_environment(self.settings),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,

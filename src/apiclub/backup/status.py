@@ -74,7 +74,7 @@ def replica_status(settings: Settings) -> ReplicaStatus:
         raise ConfigError("no replica: set APICLUB_REPLICATE (--replicate URL) as for serve")
     result = subprocess.run(  # noqa: S603 (our own arguments, no shell)
         [litestream_binary(), "ltx", "-json", "-level", "all", replica_url(settings.replicate)],
-        env=child_environment(),
+        env=child_environment(settings),
         capture_output=True,
         text=True,
         timeout=120,
