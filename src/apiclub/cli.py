@@ -231,9 +231,16 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
 
     try:
         if settings.workers > 1:
+            from apiclub.db.serving import ServingLock, serving_lock_path
             from apiclub.server.workers import Supervisor
 
-            return Supervisor(settings, on_ready=announce).run()
+            # The parent holds the serving lock too: while a dead worker is being replaced,
+            # `apiclub restore` must still be refused.
+            lock = ServingLock(serving_lock_path(settings))
+            try:
+                return Supervisor(settings, on_ready=announce).run()
+            finally:
+                lock.release()
         asyncio.run(run_until_signalled(settings, on_ready=announce))
     finally:
         companions.stop()

@@ -207,3 +207,29 @@ def test_restore_refuses_a_truncated_compressed_snapshot(tmp_path: Path) -> None
     cut = tmp_path / "cut.tgz"
     cut.write_bytes((tmp_path / "s.tgz").read_bytes()[:-200])
     _refused(tmp_path, cut, "truncated")
+
+
+def _flock_holders(path: Path) -> set[int]:
+    """The pids /proc/locks names for a shared flock on `path`."""
+    device_inode = f":{path.stat().st_ino}"
+    holders = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "FLOCK" in fields and "READ" in fields:
+            pid, where = fields[4], fields[5]
+            if where.endswith(device_inode):
+                holders.add(int(pid))
+    return holders
+
+
+def test_with_workers_the_parent_holds_the_serving_lock_too(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with served(data, "--workers", "2") as server:
+        assert server.process.pid in _flock_holders(data / "api.db.serve.lock")
+
+
+def test_a_single_process_server_holds_it_while_serving(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with served(data) as server:
+        assert _flock_holders(data / "api.db.serve.lock") == {server.process.pid}
+    assert _flock_holders(data / "api.db.serve.lock") == set()
