@@ -233,3 +233,84 @@ def test_a_malformed_key_file_stops_the_start_without_showing_it(tmp_path: Path)
         "(e.g. AWS_SECRET_ACCESS_KEY=...)"
     )
     assert "s3cr3t" not in result.stderr and result.stderr.count("\n") == 1
+
+
+def _post_names(url: str, root: Path, names: list[str]) -> None:
+    import ssl
+
+    import httpx
+
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(root))) as client:
+        for name in names:
+            assert client.post(f"{url}/task/", json={"name": name}).status_code == 201
+
+
+def _names(database: Path) -> list[str]:
+    with sqlite3.connect(database) as db:
+        return [row[0] for row in db.execute("SELECT name FROM task ORDER BY id")]
+
+
+@pytest.fixture
+def restored_over_a_replica(tmp_path: Path) -> tuple[Path, str]:
+    """A data directory put back from a snapshot older than what its replica holds."""
+    require_tool("litestream")
+    replica = f"file://{tmp_path / 'replica'}"
+    data = tmp_path / "data"
+    with served(data, "--replicate", replica) as server:
+        _wait_for(lambda: "snapshot complete" in server.log())
+        _post_names(server.url, server.root, ["kept"])
+        assert run_apiclub("backup", "--to", str(tmp_path / "s.tar"), data_dir=data).returncode == 0
+        _post_names(server.url, server.root, ["later 1", "later 2"])
+        time.sleep(2.5)
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(40)
+    assert run_apiclub("restore", str(tmp_path / "s.tar"), data_dir=data).returncode == 0
+    return data, replica
+
+
+def test_a_snapshot_restore_refuses_to_continue_the_old_replica(
+    tmp_path: Path, restored_over_a_replica: tuple[Path, str]
+) -> None:
+    data, replica = restored_over_a_replica
+    result = run_apiclub(
+        "serve", "--https-port", "0", "--http-port", "0", "--replicate", replica, data_dir=data
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "was restored from a snapshot" in last and "replicate to a new path" in last
+    check = run_apiclub("restore", "--from", replica, data_dir=tmp_path / "check")
+    assert check.returncode == 0
+    assert _names(tmp_path / "check/api.db") == ["kept", "later 1", "later 2"]  # untouched
+
+
+def test_a_snapshot_restore_replicates_to_a_new_path(
+    tmp_path: Path, restored_over_a_replica: tuple[Path, str]
+) -> None:
+    data, _ = restored_over_a_replica
+    fresh = f"file://{tmp_path / 'replica-2'}"
+    with served(data, "--replicate", fresh) as server:
+        _wait_for(lambda: "snapshot complete" in server.log())
+        _post_names(server.url, server.root, ["after"])
+        time.sleep(2.5)
+    check = run_apiclub("restore", "--from", fresh, data_dir=tmp_path / "check")
+    assert check.returncode == 0, check.stderr
+    assert _names(tmp_path / "check/api.db") == ["kept", "after"]
+
+
+def test_a_restore_from_the_replica_continues_it(tmp_path: Path) -> None:
+    require_tool("litestream")
+    replica = f"file://{tmp_path / 'replica'}"
+    data = tmp_path / "data"
+    with served(data, "--replicate", replica) as server:
+        _wait_for(lambda: "snapshot complete" in server.log())
+        _post_names(server.url, server.root, ["one"])
+        time.sleep(2.5)
+    shutil.rmtree(data)
+    assert run_apiclub("restore", "--from", replica, data_dir=data).returncode == 0
+    with served(data, "--replicate", replica) as server:
+        _wait_for(lambda: "replicating to" in server.log())
+        _post_names(server.url, server.root, ["two"])
+        time.sleep(2.5)
+    check = run_apiclub("restore", "--from", replica, data_dir=tmp_path / "check")
+    assert check.returncode == 0, check.stderr
+    assert _names(tmp_path / "check/api.db") == ["one", "two"]

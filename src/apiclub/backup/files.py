@@ -56,6 +56,7 @@ def _excluded_names(database: Path) -> set[str]:
         f"{name}-shm",
         f"{name}-journal",
         f".{name}-litestream",  # Litestream 0.5's local state beside the database
+        f"{name}.restored-from-snapshot",  # restore's note for the replicator
     }
 
 

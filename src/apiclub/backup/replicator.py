@@ -28,6 +28,8 @@ from typing import IO
 
 from apiclub.backoff import Backoff
 from apiclub.backup.litestream import child_environment, litestream_binary, write_config
+from apiclub.backup.restore import restored_marker
+from apiclub.errors import BackupError
 from apiclub.settings import Settings, redact_url
 
 logger = logging.getLogger("apiclub.litestream")
@@ -67,6 +69,7 @@ class Replicator:
         self.settings = settings
         self.binary = litestream_binary()  # fails at start, in one line, when missing
         child_environment(settings)  # so does an unreadable APICLUB_REPLICATE_ENV_FILE
+        check_replica_lineage(settings)
         self.state = ReplicationState()
         self.backoff = Backoff(FIRST_RESTART, MAX_RESTART)
         self._dir = Path(tempfile.mkdtemp(prefix="apiclub-litestream-"))
@@ -169,3 +172,30 @@ def _die_with_parent() -> None:
     # The signal comes when the thread that started the child ends, and that thread waits for
     # the child for as long as it runs.
     _prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+
+def check_replica_lineage(settings: Settings) -> None:
+    """Refuse to continue a replica with a database put back from a snapshot.
+
+    Litestream takes a database without local state for the replica's own latest state, and
+    ships the next changes on top of the replica's history: a snapshot's older pages would be
+    mixed with newer ones, and a restore from that replica would give neither. An empty
+    replica is fine (the note is then dropped); otherwise the operator picks a new one.
+
+    Raises:
+        BackupError: the replica holds history and the database came from a snapshot.
+    """
+    from apiclub.backup.status import replica_status
+
+    marker = restored_marker(settings.database_path)
+    if not marker.exists():
+        return
+    if replica_status(settings).newest_txid is None:
+        marker.unlink(missing_ok=True)
+        return
+    raise BackupError(
+        f"{settings.database_path} was restored from a snapshot, and the replica "
+        f"{redact_url(settings.replicate or '')} holds the history of the data it replaced: "
+        "continuing it would mix the two; replicate to a new path (or empty that one), or "
+        f"delete {marker} if you emptied it yourself"
+    )

@@ -27,6 +27,13 @@ from apiclub.errors import BackupError
 from apiclub.settings import Settings
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
+RESTORED_SUFFIX = ".restored-from-snapshot"
+"""Beside a database put back from a snapshot: a Litestream replica of the data it replaced
+must not be continued with it (`replicator.check_replica_lineage`)."""
+
+
+def restored_marker(database: Path) -> Path:
+    return database.with_name(database.name + RESTORED_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,8 @@ def install_database_locked(settings: Settings, database: Path, created_at: str)
     """
     migrations, tasks = check_database(database)
     moved = _move_database_aside(settings.database_path, stamp())
+    # From the replica itself: Litestream continues that replica with it, as it should.
+    restored_marker(settings.database_path).unlink(missing_ok=True)
     settings.database_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     database.chmod(0o600)
     database.replace(settings.database_path)
@@ -129,6 +138,8 @@ def _swap_in(settings: Settings, manifest: Manifest, scratch: Path) -> Restored:
         moved += _move_database_aside(database, when)
         (scratch / SQLITE_NAME).replace(database)
         _fsync_dir(database.parent)
+    if manifest.engine == "sqlite":
+        restored_marker(database).write_text(f"{manifest.created_at}\n")
     _fsync_dir(data_dir.parent)
     return Restored(manifest, moved, note)
 
