@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apiclub.backup.commands import add_backup_commands
 from apiclub.cli_tokens import add_tokens_commands
 from apiclub.errors import ApiclubError
 from apiclub.settings import Settings, TlsMode
@@ -73,6 +75,19 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "--acme-eab-hmac-key-file",
         "APICLUB_ACME_EAB_HMAC_KEY_FILE",
         "file holding the EAB HMAC key (a secret: never on the command line)",
+    ),
+    ("--backup-dir", "APICLUB_BACKUP_DIR", "where snapshots go (default backups/ beside data)"),
+    ("--backup-every", "APICLUB_BACKUP_EVERY", "take a snapshot this often while serving (1h)"),
+    ("--backup-keep", "APICLUB_BACKUP_KEEP", "scheduled snapshots kept (default 24)"),
+    (
+        "--replicate",
+        "APICLUB_REPLICATE",
+        "Litestream replica URL: file:///path, s3://bucket/path?endpoint=..., sftp://...",
+    ),
+    (
+        "--replicate-env-file",
+        "APICLUB_REPLICATE_ENV_FILE",
+        "NAME=value lines for Litestream's environment (S3 keys), never on the command line",
     ),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
@@ -137,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     _add_certs_commands(commands, common)
     add_tokens_commands(commands, common, _add_command)
+    add_backup_commands(commands, functools.partial(_add_command, commands, common))
     return parser
 
 
@@ -200,18 +216,34 @@ def configure_logging(level: str, *, with_pid: bool = False) -> None:
 
 
 def _serve(settings: Settings, _: argparse.Namespace) -> int:
+    from apiclub.backup.companions import BackupCompanions
     from apiclub.server.launcher import Server
     from apiclub.server.run import run_until_signalled
 
+    # Scheduled snapshots and Litestream: started once serving, stopped after the database
+    # closed (so Litestream's last sync has the last commits).
+    companions = BackupCompanions(settings)
+
     def announce(server: Server) -> None:
+        companions.start()
         sys.stdout.write(describe_listeners(server))
         sys.stdout.flush()
 
-    if settings.workers > 1:
-        from apiclub.server.workers import Supervisor
+    try:
+        if settings.workers > 1:
+            from apiclub.db.serving import ServingLock, serving_lock_path
+            from apiclub.server.workers import Supervisor
 
-        return Supervisor(settings, on_ready=announce).run()
-    asyncio.run(run_until_signalled(settings, on_ready=announce))
+            # The parent holds the serving lock too: while a dead worker is being replaced,
+            # `apiclub restore` must still be refused.
+            lock = ServingLock(serving_lock_path(settings))
+            try:
+                return Supervisor(settings, on_ready=announce).run()
+            finally:
+                lock.release()
+        asyncio.run(run_until_signalled(settings, on_ready=announce))
+    finally:
+        companions.stop()
     return 0
 
 

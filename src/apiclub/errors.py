@@ -8,7 +8,8 @@ Every start-up failure is one of these, so the CLI can print one clear line and 
     ├── MigrationError     a database migration failed
     ├── StorageError       the data directory cannot be read or written
     ├── ListenError        a listening socket cannot be bound
-    └── TokenError         `apiclub tokens`: a bad name, a name taken or unknown
+    ├── TokenError         `apiclub tokens`: a bad name, a name taken or unknown
+    └── BackupError        a snapshot cannot be taken, verified or restored
 
 Messages say what failed, why, and how to fix it.
 """
@@ -42,3 +43,7 @@ class ListenError(ApiclubError):
 
 class TokenError(ApiclubError):
     """An `apiclub tokens` command cannot do what it was asked (bad, taken or unknown name)."""
+
+
+class BackupError(ApiclubError):
+    """A snapshot cannot be taken, verified or restored; nothing was changed."""

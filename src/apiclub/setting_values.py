@@ -281,3 +281,41 @@ def read_secret_file(key: str, raw: str) -> str:
     if not text:
         raise ConfigError(f"{key}={raw!r} is empty: put the key on its first line")
     return text.splitlines()[0].strip()
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+REPLICA_SCHEMES = frozenset({"file", "s3", "sftp"})
+
+
+def parse_duration(key: str, raw: str) -> float:
+    """`90`, `90s`, `30m`, `1h`, `1d`: seconds."""
+    match = _DURATION.match(raw.strip().lower())
+    if match is None:
+        raise ConfigError(
+            f"{key}={raw!r} is not a duration: give seconds or a number with s, m, h or d (e.g. 1h)"
+        )
+    return float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
+
+
+def check_replica_url(url: str) -> None:
+    """A Litestream replica URL we can hand over: file://, s3:// or sftp://, no secret in it."""
+    parts = urlsplit(url)
+    key = "APICLUB_REPLICATE"
+    if parts.scheme not in REPLICA_SCHEMES:
+        raise ConfigError(
+            f"{key}={redact_url(url)!r} is not a replica URL: give file:///path, "
+            "s3://bucket/path (add ?endpoint=http://host:port for an S3-compatible store) "
+            "or sftp://user@host/path"
+        )
+    if parts.password or _PASSWORD_PARAMETER.search(url):
+        raise ConfigError(
+            f"{key}={redact_url(url)!r} holds a password: URLs end up in process lists and "
+            "logs; put S3 keys in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or "
+            "LITESTREAM_ACCESS_KEY_ID/LITESTREAM_SECRET_ACCESS_KEY) and an SFTP password in "
+            "LITESTREAM_SFTP_PASSWORD instead"
+        )
+    if parts.scheme == "file" and (parts.netloc not in {"", "localhost"} or not parts.path):
+        raise ConfigError(f"{key}={url!r}: a file:// replica needs an absolute path (file:///...)")
+    if parts.scheme in {"s3", "sftp"} and not parts.hostname:
+        raise ConfigError(f"{key}={redact_url(url)!r} names no bucket or host")

@@ -31,10 +31,12 @@ from apiclub.setting_values import (
     RateLimit,
     TlsMode,
     check_database_url,
+    check_replica_url,
     normalize_name,
     parse_auth_mode,
     parse_bool,
     parse_domains,
+    parse_duration,
     parse_hsts_mode,
     parse_int,
     parse_networks,
@@ -144,6 +146,22 @@ class Settings:
     acme_eab_hmac_key: str | None = field(default=None, repr=False)
     """The EAB HMAC key, base64url (APICLUB_ACME_EAB_HMAC_KEY, or a file named by
     APICLUB_ACME_EAB_HMAC_KEY_FILE). A secret: kept out of `repr` and never logged."""
+    backup_dir: Path | None = None
+    """Where `apiclub backup` and scheduled snapshots go (APICLUB_BACKUP_DIR); `backups/`
+    beside the data directory by default (not inside it: a snapshot must outlive it)."""
+    backup_every: float | None = None
+    """Seconds between scheduled snapshots taken by the running server (APICLUB_BACKUP_EVERY,
+    e.g. `1h`); none when unset."""
+    backup_keep: int = 24
+    """Scheduled snapshots kept (APICLUB_BACKUP_KEEP); older ones are deleted."""
+    replicate: str | None = None
+    """Litestream replica URL (APICLUB_REPLICATE): `file:///path`, `s3://bucket/path`
+    (`?endpoint=http://host:port` for S3-compatible stores) or `sftp://user@host/path`;
+    credentials come from the environment, never the URL. Off when unset."""
+    replicate_env_file: Path | None = None
+    """A file of `NAME=value` lines added to Litestream's environment
+    (APICLUB_REPLICATE_ENV_FILE): its credentials, e.g. `AWS_SECRET_ACCESS_KEY`, kept out of
+    apiclub's own environment; make it 0600."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -185,6 +203,25 @@ class Settings:
         if self.database_url is not None:
             check_database_url(self.database_url)
         self._check_acme()
+        self._check_backups()
+
+    def _check_backups(self) -> None:
+        if self.backup_every is not None and not 1 <= self.backup_every <= 366 * 86400:
+            raise ConfigError(
+                f"APICLUB_BACKUP_EVERY={self.backup_every!r} is not a duration from 1 s to a "
+                "year: give e.g. 1h"
+            )
+        if self.backup_keep < 1:
+            raise ConfigError(
+                f"APICLUB_BACKUP_KEEP={self.backup_keep!r} must be at least 1 (snapshots kept)"
+            )
+        if self.replicate is not None:
+            check_replica_url(self.replicate)
+            if self.database_url is not None:
+                raise ConfigError(
+                    "APICLUB_REPLICATE replicates SQLite with Litestream; with "
+                    "APICLUB_DATABASE_URL use PostgreSQL's own replication or pg_dump instead"
+                )
 
     def _check_acme(self) -> None:
         for directory in self.acme_directories or ("",):
@@ -255,6 +292,13 @@ class Settings:
         if all(is_private_name(name) for name in self.domains):
             return AuthMode.OFF
         return AuthMode.WRITES
+
+    @property
+    def backup_directory(self) -> Path:
+        """APICLUB_BACKUP_DIR, or `backups` beside the data directory."""
+        if self.backup_dir is not None:
+            return self.backup_dir
+        return self.data_dir.absolute().parent / "backups"
 
     @property
     def database_path(self) -> Path:
@@ -329,4 +373,14 @@ class Settings:
             values["acme_eab_hmac_key"] = raw.strip() or None
         if (raw := get("APICLUB_ACME_EAB_HMAC_KEY_FILE")) is not None:
             values["acme_eab_hmac_key"] = read_secret_file("APICLUB_ACME_EAB_HMAC_KEY_FILE", raw)
+        if (raw := get("APICLUB_BACKUP_DIR")) is not None:
+            values["backup_dir"] = Path(raw)
+        if (raw := get("APICLUB_BACKUP_EVERY")) is not None:
+            values["backup_every"] = parse_duration("APICLUB_BACKUP_EVERY", raw)
+        if (raw := get("APICLUB_BACKUP_KEEP")) is not None:
+            values["backup_keep"] = parse_int("APICLUB_BACKUP_KEEP", raw)
+        if (raw := get("APICLUB_REPLICATE")) is not None:
+            values["replicate"] = raw
+        if (raw := get("APICLUB_REPLICATE_ENV_FILE")) is not None:
+            values["replicate_env_file"] = Path(raw)
         return cls(**values)  # type: ignore[arg-type]

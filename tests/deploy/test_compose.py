@@ -74,7 +74,7 @@ def test_direct_mode_runs_the_api_alone_on_443_and_80(tmp_path: Path) -> None:
     assert set(rendered["services"]) == {"api"}
     api = rendered["services"]["api"]
     assert api["ports"] == ["0.0.0.0:443:8443", "0.0.0.0:80:8080"]
-    assert api["volumes"] == ["data:/data"]
+    assert api["volumes"] == ["data:/data", "backups:/backups"]
     assert api["environment"]["APICLUB_DOMAINS"] == "apiclub.com,api.apiclub.com"
     assert api["environment"]["APICLUB_PUBLIC_HTTPS_PORT"] == "443"
     assert "APICLUB_TLS" not in api["environment"]  # the image's default: automatic HTTPS
@@ -96,7 +96,7 @@ def test_nginx_mode_publishes_nginx_only_and_hides_the_api(tmp_path: Path) -> No
         nginx["environment"]["NGINX_UPSTREAM"]
         == f"api-behind-nginx:{environment['APICLUB_HTTP_PORT']}"
     )
-    assert api["volumes"] == ["data:/data"]
+    assert api["volumes"] == ["data:/data", "backups:/backups"]
     assert nginx["volumes"] == ["data:/data:ro"]
     assert nginx["environment"]["NGINX_CERT_FILE"].startswith("/data/certs/")
     assert "api-behind-nginx" in nginx["depends_on"]
