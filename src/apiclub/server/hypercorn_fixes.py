@@ -70,6 +70,9 @@ def tolerate_tls_close_errors() -> None:
     original = TCPServer._close
 
     async def close(self: Any) -> None:
+        if self.context.terminated.is_set():
+            # A connection closed during a stop (its last answer said `Connection: close`).
+            cut_after_close_wait(self)
         try:
             await original(self)
         except (ssl.SSLError, TimeoutError) as exc:
@@ -139,9 +142,16 @@ def tolerate_reads_after_connection_lost() -> None:
 
 
 SECONDS = 1.0
-H2_STOP_LINGER = 1 * SECONDS
-"""How long a stopping server waits for an HTTP/2 client to close after GOAWAY: many round
-trips on any network a VPS serves."""
+H2_STOP_LINGER = 0.5 * SECONDS
+"""How long a stopping server waits for an HTTP/2 client to close after GOAWAY: a few round
+trips on any network a VPS serves, and short enough for a stop within a second."""
+CLOSE_NOTIFY_WAIT = 0.2 * SECONDS
+"""How long a connection closed during a stop waits for the client's TLS close_notify before
+its TCP socket is cut: a client that answers does so within a round trip; one that never
+answers (an idle pool: browsers, httpx) would hold the exit for asyncio's 30 s."""
+SILENT_CUT_DELAY = 0.02 * SECONDS
+"""The cut of an HTTP/2 connection whose client stayed silent through the linger: just
+time for the close_notify to be written."""
 LINGER_POLL = 0.02 * SECONDS
 
 _PATCHED_IDLE = "_apiclub_closes_idle_connections_safely"
@@ -195,8 +205,12 @@ def close_idle_connections_safely() -> None:
         if asyncio.current_task().cancelling() or _has_request(protocol):  # type: ignore[union-attr]
             return
         setattr(protocol, _CLOSING, True)
-        if isinstance(protocol, H2Protocol) and self.context.terminated.is_set():
-            await _say_goaway_and_linger(self, protocol)
+        if self.context.terminated.is_set():
+            answered = True
+            if isinstance(protocol, H2Protocol):
+                answered = await _say_goaway_and_linger(self, protocol)
+            # A client silent through the linger will not answer close_notify either.
+            cut_after_close_wait(self, CLOSE_NOTIFY_WAIT if answered else SILENT_CUT_DELAY)
         await asyncio.shield(self._initiate_server_close())
 
     async def create_stream(self: Any, request: h11.Request) -> None:
@@ -225,8 +239,10 @@ def close_idle_connections_safely() -> None:
     setattr(TCPServer, _PATCHED_IDLE, True)
 
 
-async def _say_goaway_and_linger(server: Any, protocol: H2Protocol) -> None:
+async def _say_goaway_and_linger(server: Any, protocol: H2Protocol) -> bool:
     """At a stop, send GOAWAY (if not yet sent) and let the client close first, for a moment.
+
+    Returns whether the client closed its side within the linger.
 
     Hypercorn closed an HTTP/2 connection the instant its last stream ended, or with no GOAWAY
     at all when it was idle. A request the client was sending meanwhile then met a closed
@@ -244,17 +260,50 @@ async def _say_goaway_and_linger(server: Any, protocol: H2Protocol) -> None:
     deadline = loop.time() + H2_STOP_LINGER
     while not server.reader.at_eof() and loop.time() < deadline:
         await asyncio.sleep(LINGER_POLL)
+    return bool(server.reader.at_eof())
+
+
+def cut_after_close_wait(server: Any, delay: float = CLOSE_NOTIFY_WAIT) -> None:
+    """Cut the TCP socket of a connection closed during a stop after `delay` seconds.
+
+    Its TLS close waits for the client's close_notify (up to asyncio's 30 s
+    `SSL_SHUTDOWN_TIMEOUT`) and Hypercorn's stop waits for that close: an idle keep-alive
+    pool held every stop for the grace period and the cut after it. Nothing is lost by the
+    cut: no request runs on the connection, and one that arrives is not started
+    (`_CLOSING`). Cutting a connection already closed does nothing.
+    """
+    transport: asyncio.WriteTransport | None = getattr(server, _SOCKET_TRANSPORT, None)
+    if transport is None:
+        return
+    loop = asyncio.get_running_loop()
+
+    def cut() -> None:
+        # An answer still on its way to a slow reader is not truncated: wait for it (the
+        # launcher's cut at the end of the grace period bounds that).
+        if transport.is_closing():
+            return
+        if transport.get_write_buffer_size():
+            loop.call_later(delay, cut)
+            return
+        transport.abort()
+
+    loop.call_later(delay, cut)
 
 
 def _drains_at_stop(protocol: Any) -> bool:
     """Whether a stop keeps this idle connection open for its keep-alive timeout.
 
-    Only plain HTTP/1.1, the upstream side of a proxy (`APICLUB_TLS=off`): nginx does not
-    resend a POST it has sent on an idle upstream connection that we close in that instant
-    (a 502 for its client, seen in a rolling restart). Draining answers what arrives, with
-    `Connection: close`. HTTP/2 says GOAWAY instead; direct TLS clients get the prompt close.
+    Only plain HTTP/1.1 from a trusted proxy, the upstream side of nginx (`APICLUB_TLS=off`,
+    `APICLUB_TRUSTED_PROXIES`): nginx does not resend a POST it has sent on an idle upstream
+    connection that we close in that instant (a 502 for its client, seen in a rolling
+    restart). Draining answers what arrives, with `Connection: close`. HTTP/2 says GOAWAY
+    instead; direct clients, TLS or not, get the prompt close.
     """
-    return isinstance(protocol, H11Protocol) and not protocol.ssl
+    if not isinstance(protocol, H11Protocol) or protocol.ssl:
+        return False
+    drains = getattr(protocol.config, "drains_at_stop", None)
+    client = protocol.client
+    return drains is not None and client is not None and bool(drains(client[0]))
 
 
 def _has_request(protocol: Any) -> bool:
