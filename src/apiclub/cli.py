@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apiclub.env_file import read_env_file
 from apiclub.errors import ApiclubError
 from apiclub.settings import Settings, TlsMode
 
@@ -59,6 +60,7 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "APICLUB_DATABASE_URL",
         "postgresql://user:password@host:port/db instead of SQLite",
     ),
+    ("--env-file", "APICLUB_ENV_FILE", "KEY=VALUE settings file, read again at each reload"),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
 SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})
@@ -70,14 +72,20 @@ Command = Callable[[Settings, argparse.Namespace], int]
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `apiclub` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
+    args.argv = arguments
     try:
-        settings = Settings.from_env({**os.environ, **flag_values(args)})
+        settings = Settings.from_env(environment(args))
         configure_logging(settings.log_level, with_pid=settings.workers > 1)
         command: Command = args.command
         return command(settings, args)
     except ApiclubError as exc:
-        sys.stderr.write(f"apiclub: error: {exc}\n")
+        from apiclub.server.inherited_sockets import report_failure
+
+        # A worker tells its parent, which logs why and what it does next.
+        if not report_failure(os.environ, str(exc)):
+            sys.stderr.write(f"apiclub: error: {exc}\n")
         return 1
     except KeyboardInterrupt:
         return 130
@@ -106,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     _add_command(commands, common, "serve", _serve, "serve the API (default ports 8443/8080)")
     _add_command(commands, common, "migrate", _migrate, "apply database migrations and exit")
+    _add_command(commands, common, "reload", _reload, "reload the running `apiclub serve` (SIGHUP)")
     ca = commands.add_parser("ca", help="the local certificate authority")
     ca_commands = ca.add_subparsers(title="ca commands", required=True, metavar="COMMAND")
     _add_command(ca_commands, common, "path", _ca_path, "print the root certificate's path")
@@ -155,6 +164,14 @@ def _add_certs_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
 
 
+def environment(args: argparse.Namespace) -> dict[str, str]:
+    """What settings are read from: the environment, then the env file, then the flags."""
+    flags = flag_values(args)
+    path = flags.get("APICLUB_ENV_FILE") or os.environ.get("APICLUB_ENV_FILE", "").strip()
+    from_file = read_env_file(Path(path)) if path else {}
+    return {**os.environ, **from_file, **flags}
+
+
 def flag_values(args: argparse.Namespace) -> dict[str, str]:
     """The flags given on the command line, keyed by their environment variable."""
     values: dict[str, str] = {}
@@ -175,19 +192,32 @@ def configure_logging(level: str, *, with_pid: bool = False) -> None:
     )
 
 
-def _serve(settings: Settings, _: argparse.Namespace) -> int:
-    from apiclub.server.launcher import Server
-    from apiclub.server.run import run_until_signalled
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from apiclub.server.inherited_sockets import READY_FD_VARIABLE
 
-    def announce(server: Server) -> None:
-        sys.stdout.write(describe_listeners(server))
+    if READY_FD_VARIABLE in os.environ:  # a worker, started by the parent below
+        from apiclub.server.workers import serve_worker
+
+        return serve_worker(settings, os.environ, describe_listeners)
+    from apiclub.server.generations import Generations
+
+    def announce(banner: str) -> None:
+        sys.stdout.write(banner)
         sys.stdout.flush()
 
-    if settings.workers > 1:
-        from apiclub.server.workers import Supervisor
+    # Each worker is a fresh interpreter running this command line (generations.py).
+    command = ["-m", "apiclub", *args.argv]
+    return Generations(settings, command, os.environ, on_ready=announce).run()
 
-        return Supervisor(settings, on_ready=announce).run()
-    asyncio.run(run_until_signalled(settings, on_ready=announce))
+
+def _reload(settings: Settings, _: argparse.Namespace) -> int:
+    from apiclub.server.pid_file import send_reload
+
+    pid = send_reload(settings)
+    sys.stdout.write(
+        f"sent SIGHUP to apiclub (pid {pid}): it starts new workers and stops the old ones "
+        "once those serve; its log says how it went\n"
+    )
     return 0
 
 

@@ -124,6 +124,10 @@ class Settings:
     """PostgreSQL to use instead of SQLite (APICLUB_DATABASE_URL,
     `postgresql://user:password@host:port/db`); SQLite at `database_path` when unset. Kept out
     of `repr` because it may hold a password: log `database_label` instead."""
+    env_file: Path | None = None
+    """A file of KEY=VALUE settings (APICLUB_ENV_FILE), read at every start of a worker, so a
+    reload (SIGHUP) picks up what changed in it; its values win over the environment's, flags
+    win over both (`env_file.read_env_file`)."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -255,4 +259,6 @@ class Settings:
             values["workers"] = parse_int("APICLUB_WORKERS", raw)
         if (raw := get("APICLUB_DATABASE_URL")) is not None:
             values["database_url"] = raw
+        if (raw := get("APICLUB_ENV_FILE")) is not None:
+            values["env_file"] = Path(raw)
         return cls(**values)  # type: ignore[arg-type]

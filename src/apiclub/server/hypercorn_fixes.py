@@ -142,13 +142,15 @@ def tolerate_reads_after_connection_lost() -> None:
 
 
 SECONDS = 1.0
-H2_STOP_LINGER = 0.5 * SECONDS
-"""How long a stopping server waits for an HTTP/2 client to close after GOAWAY: a few round
-trips on any network a VPS serves, and short enough for a stop within a second."""
+H2_STOP_LINGER = 0.25 * SECONDS
+"""How long a stopping server waits for an HTTP/2 client to close after GOAWAY: a round trip
+across continents, and short enough for a stop within a second."""
 CLOSE_NOTIFY_WAIT = 0.2 * SECONDS
 """How long a connection closed during a stop waits for the client's TLS close_notify before
 its TCP socket is cut: a client that answers does so within a round trip; one that never
 answers (an idle pool: browsers, httpx) would hold the exit for asyncio's 30 s."""
+FIRST_REQUEST_WAIT = 0.5 * SECONDS
+"""How long a stop waits for the first request of a connection accepted just before it."""
 SILENT_CUT_DELAY = 0.02 * SECONDS
 """The cut of an HTTP/2 connection whose client stayed silent through the linger: just
 time for the close_notify to be written."""
@@ -180,9 +182,11 @@ def close_idle_connections_safely() -> None:
     also fixed the race, but under an HTTP/2 flood it let streams past the per-connection
     limit of h2_limits.py, for a reason not found yet.)
     As nginx does, an HTTP/1.1 request whose head completes after that, or after the stop
-    began, is not started: the connection closes without a byte, so the client may safely
-    retry. A request already started finishes, and at a stop its answer says
-    `Connection: close` (RFC 9112 9.6; hyperium/hyper#3725 does the same). Behind a proxy
+    began on a connection that has served one, is not started: the connection closes without
+    a byte, so the client may safely retry. The first request of a connection accepted just
+    before the stop is answered (`_is_fresh`). A request already started finishes, and at a
+    stop its answer says `Connection: close` (RFC 9112 9.6; hyperium/hyper#3725 does the
+    same). Behind a proxy
     (plain HTTP/1.1) a stop drains instead: idle connections stay open for the keep-alive
     timeout and requests on them are answered, with `Connection: close` (`_drains_at_stop`).
     """
@@ -201,6 +205,10 @@ def close_idle_connections_safely() -> None:
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping, self.config.keep_alive_timeout)
+        if self.context.terminated.is_set() and _is_fresh(protocol):
+            # Accepted just before the stop: its first request is on its way (a request that
+            # starts cancels this wait, as it cancels the keep-alive one).
+            await asyncio.sleep(FIRST_REQUEST_WAIT)
         # A cancellation `wait_for` swallowed still counts (3.11 `Task.cancelling`).
         if asyncio.current_task().cancelling() or _has_request(protocol):  # type: ignore[union-attr]
             return
@@ -214,7 +222,9 @@ def close_idle_connections_safely() -> None:
         await asyncio.shield(self._initiate_server_close())
 
     async def create_stream(self: Any, request: h11.Request) -> None:
-        stopped = self.context.terminated.is_set() and not _drains_at_stop(self)
+        stopped = (
+            self.context.terminated.is_set() and not _drains_at_stop(self) and not _is_fresh(self)
+        )
         if getattr(self, _CLOSING, False) or stopped:
             logger.debug("%s: request arrived as the connection closed; not started", self.client)
             await self.send(Closed())
@@ -304,6 +314,14 @@ def _drains_at_stop(protocol: Any) -> bool:
     drains = getattr(protocol.config, "drains_at_stop", None)
     client = protocol.client
     return drains is not None and client is not None and bool(drains(client[0]))
+
+
+def _is_fresh(protocol: Any) -> bool:
+    """An HTTP/1.1 connection that has not yet started a request: its client connected before
+    the stop and is sending its first one, which is answered (with `Connection: close`);
+    closing it would fail a request the client had every right to send. At a reload, the
+    kernel hands such connections to the old workers until they stop accepting."""
+    return isinstance(protocol, H11Protocol) and protocol.keep_alive_requests == 0
 
 
 def _has_request(protocol: Any) -> bool:
