@@ -40,9 +40,11 @@ def listening() -> Iterator[socket.socket]:
 async def stopped_request(
     sock: socket.socket, peer: str, ssl: bool
 ) -> tuple[RecordingApp, Connection]:
+    """A keep-alive connection from `peer` that served one request; a second after the stop.
+
+    Returns the app (the requests it ran) and what the connection wrote after the stop."""
     apply_hypercorn_fixes()
     app, context, connection = RecordingApp(), WorkerContext(None), Connection()
-    await context.terminated.set()
     config = ListenerConfig(sock, None, (PROXY,))
     async with TaskGroup(asyncio.get_running_loop()) as task_group:
         h11 = H11Protocol(
@@ -56,6 +58,12 @@ async def stopped_request(
             ("10.0.0.9", 8000),
             connection.send,
         )
+        await h11.handle(Raw(POST))
+        while Updated(idle=True) not in connection.events:  # answered, idle again
+            await asyncio.sleep(0.001)
+        app.requests.clear()
+        connection.events.clear()
+        await context.terminated.set()
         await h11.handle(Raw(POST))
     return app, connection
 
