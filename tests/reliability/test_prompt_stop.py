@@ -11,6 +11,7 @@ import signal
 import socket
 import sqlite3
 import ssl
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -54,6 +55,7 @@ def test_an_idle_keep_alive_pool_stops_within_a_second(server: Served) -> None:
         status = server.process.wait(timeout=GRACE + 10)
         took = time.monotonic() - began
     log = server.log()
+    sys.stdout.write(f"idle pool (2 HTTP/1.1 + 2 HTTP/2): SIGTERM to exit {took:.2f} s\n")
     assert status == 0, log[-3000:]
     assert took < PROMPT, f"the stop took {took:.2f} s\n{log[-3000:]}"
     assert "still open" not in log, log[-3000:]
