@@ -56,14 +56,15 @@ class LoadResult:
 
 
 async def _request(
-    port: int, context: ssl.SSLContext, method: str, path: str, body: bytes = b""
+    port: int, context: ssl.SSLContext, method: str, path: str, body: bytes = b"", host: str = ""
 ) -> tuple[int, bytes]:
+    host = host or "localhost"
     reader, writer = await asyncio.open_connection(
-        "127.0.0.1", port, ssl=context, server_hostname="localhost"
+        "127.0.0.1", port, ssl=context, server_hostname=host
     )
     try:
         head = (
-            f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         writer.write(head.encode() + body)
@@ -85,6 +86,7 @@ async def _client(
     context: ssl.SSLContext,
     stop: asyncio.Event,
     out: LoadResult,
+    host: str,
 ) -> None:
     sequence = 0
     while not stop.is_set():
@@ -94,11 +96,11 @@ async def _client(
             if post:
                 name = json.dumps({"name": f"client {number} write {sequence}"}).encode()
                 status, body = await asyncio.wait_for(
-                    _request(port(), context, "POST", "/task/", name), REQUEST_TIMEOUT
+                    _request(port(), context, "POST", "/task/", name, host), REQUEST_TIMEOUT
                 )
             else:
                 status, body = await asyncio.wait_for(
-                    _request(port(), context, "GET", "/"), REQUEST_TIMEOUT
+                    _request(port(), context, "GET", "/", host=host), REQUEST_TIMEOUT
                 )
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
             out.failures.append(f"{'POST' if post else 'GET'}: {type(exc).__name__}: {exc}")
@@ -112,7 +114,9 @@ async def _client(
             out.failures.append(f"{'POST' if post else 'GET'}: status {status}: {body[:200]!r}")
 
 
-def run_load(port: Callable[[], int], root: Path, during: Callable[[], None]) -> LoadResult:
+def run_load(
+    port: Callable[[], int], root: Path, during: Callable[[], None], host: str = "localhost"
+) -> LoadResult:
     """Run the clients while `during()` runs in a thread, and a moment after it returns."""
     out = LoadResult()
     context = ssl.create_default_context(cafile=str(root))
@@ -120,7 +124,7 @@ def run_load(port: Callable[[], int], root: Path, during: Callable[[], None]) ->
     async def main() -> None:
         stop = asyncio.Event()
         clients = [
-            asyncio.create_task(_client(n, port, context, stop, out)) for n in range(CLIENTS)
+            asyncio.create_task(_client(n, port, context, stop, out, host)) for n in range(CLIENTS)
         ]
         await asyncio.sleep(0.5)
         await asyncio.to_thread(during)
