@@ -59,7 +59,10 @@ STOP_MARGIN = 5 * SECONDS
 """Past the grace period: a worker's own last-resort cut (launcher.STOP_MARGIN) and exit."""
 KILL_WAIT = 5 * SECONDS
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-BLOCKED = (*STOP_SIGNALS, signal.SIGHUP)
+RETIRE = signal.SIGUSR2
+"""Parent to worker: stop, and the listening socket lives on (a reload, or systemd holds it):
+hand over connections accepted a moment ago instead of dropping them (launcher.py)."""
+BLOCKED = (*STOP_SIGNALS, signal.SIGHUP, RETIRE)
 UNKNOWN_CAUSE = "it sent no reason (its traceback, if any, is above)"
 
 
@@ -83,6 +86,8 @@ class Generations:
         self.argv = list(argv)
         self.environ = dict(environ)
         self.on_ready = on_ready
+        self.from_systemd = environ.get("LISTEN_PID") == str(os.getpid())
+        """systemd holds the sockets too: they outlive this process."""
         api, redirect = open_listeners(settings, environ)
         api_name = HTTP if settings.tls is TlsMode.OFF else HTTPS
         self.sockets: list[tuple[str, socket.socket]] = [(api_name, api)]
@@ -156,7 +161,6 @@ class Generations:
     def _start(self) -> Worker:
         ours, theirs = Pipe(duplex=False)
         env = {key: value for key, value in self.environ.items() if key != "NOTIFY_SOCKET"}
-        env["APICLUB_GENERATION"] = str(self.generation)
         # Blocked across fork and exec, delivered once the worker's loop handles them.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED)
         try:
@@ -335,7 +339,7 @@ class Generations:
                 self._abandon(new)
                 return
             self.workers[self.workers.index(old)] = new
-            old.signal(signal.SIGTERM)
+            old.signal(RETIRE)
             self.draining.append(old)
         pids = ", ".join(str(w.pid) for w in self.workers)
         logger.info("generation %d serving (pids %s)", self.generation, pids)
@@ -370,9 +374,14 @@ class Generations:
     def _stop_all(self) -> int:
         """SIGTERM every worker, wait for their graceful stop; 1 if any failed or hung."""
         everyone = [*self.workers, *self.draining]
+        if not self.from_systemd:
+            # The service stops: once the workers close theirs, new connections are refused
+            # (a proxy retries them elsewhere) instead of waiting in a queue nobody reads.
+            for _, sock in self.sockets:
+                sock.close()
         for worker in everyone:
             if worker.exitcode is None:
-                worker.signal(signal.SIGTERM)
+                worker.signal(RETIRE if self.from_systemd else signal.SIGTERM)
         deadline = time.monotonic() + self.settings.grace_period + STOP_MARGIN + KILL_WAIT
         status = 0
         for worker in everyone:

@@ -84,6 +84,9 @@ class Server:
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
         """Set at the first stop signal, before anything closes (readiness goes false)."""
+        self.hand_over = False
+        """Set before the stop when the listening socket outlives this process (a reload):
+        connections accepted a moment ago reach their first request instead of being cut."""
 
     @property
     def tls_enabled(self) -> bool:
@@ -177,7 +180,8 @@ class Server:
             trigger.cancel()
         finally:
             self.stopping.set()
-            await self._hand_over_pending_connections()
+            if self.hand_over:
+                await self._hand_over_pending_connections()
             stop.set()
             await _finish(tasks, self.settings.grace_period + STOP_MARGIN, self._configs)
         for task in tasks:

@@ -5,6 +5,8 @@ listening sockets inherited (`inherited_sockets`) and a pipe on which it tells t
 that it serves, with its banner, or why it will not. Every worker, with `--workers 1` or
 more, runs this one path: a `launcher.Server` on the inherited sockets until SIGTERM.
 
+SIGUSR2 from the parent is a stop too, at a reload: the socket lives on in the next worker,
+so connections accepted a moment ago are handed over, not dropped (`Server.hand_over`).
 Its stop signals and SIGHUP are blocked from the parent's fork (the mask survives exec)
 until its event loop handles them, so a stop that arrives while it starts is a graceful stop.
 SIGHUP is the parent's to act on: a worker logs and ignores it. A worker whose parent is gone
@@ -22,7 +24,7 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 
 from apiclub.errors import ApiclubError
-from apiclub.server.generations import BLOCKED, STOP_SIGNALS
+from apiclub.server.generations import BLOCKED, RETIRE, STOP_SIGNALS
 from apiclub.server.inherited_sockets import READY_FD_VARIABLE, open_listeners
 from apiclub.server.launcher import Server
 from apiclub.server.worker_handle import RestartBackoff
@@ -74,6 +76,12 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
+
+    def retire() -> None:
+        server.hand_over = True
+        stop.set()
+
+    loop.add_signal_handler(RETIRE, retire)
     loop.add_signal_handler(signal.SIGHUP, _hup_is_for_the_parent, parent)
     # Blocked since the fork: one that came while this worker started is delivered now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, BLOCKED)
