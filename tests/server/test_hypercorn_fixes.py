@@ -136,12 +136,22 @@ async def test_the_first_request_of_a_connection_accepted_at_the_stop_is_answere
     # Accepted just before the stop (a reload: the kernel's queue is shared with the next
     # generation): its client sent this request before it could know; closing would fail it.
     app, context = RecordingApp(), WorkerContext(None)
-    await context.terminated.set()
     async with protocol(H11Protocol, app, context) as (h11, connection):
+        await context.terminated.set()
         await h11.handle(RawData(POST))
     assert app.requests == ["POST"]
     assert connection.written.startswith(b"HTTP/1.1 201 ")
     assert b"connection: close" in connection.written.lower()
+
+
+async def test_a_connection_opened_after_the_stop_began_is_refused_unstarted() -> None:
+    # Hypercorn's stop does not wait for it: its request would meet a closed database.
+    app, context = RecordingApp(), WorkerContext(None)
+    await context.terminated.set()
+    async with protocol(H11Protocol, app, context) as (h11, connection):
+        await h11.handle(RawData(POST))
+    assert app.requests == []
+    assert connection.events == [Updated(idle=False), Closed()]
 
 
 async def test_an_h1_request_in_flight_at_the_stop_is_answered_with_connection_close() -> None:

@@ -158,6 +158,7 @@ LINGER_POLL = 0.02 * SECONDS
 
 _PATCHED_IDLE = "_apiclub_closes_idle_connections_safely"
 _CLOSING = "_apiclub_closing"
+_OPENED_BEFORE_STOP = "_apiclub_opened_before_stop"
 
 
 def close_idle_connections_safely() -> None:
@@ -194,6 +195,11 @@ def close_idle_connections_safely() -> None:
         return
     original_create_stream = H11Protocol._create_stream
     original_stream_send = H11Protocol.stream_send
+    original_init = H11Protocol.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        setattr(self, _OPENED_BEFORE_STOP, not self.context.terminated.is_set())
 
     async def idle_timeout(self: Any) -> None:
         protocol = self.protocol.protocol
@@ -244,6 +250,7 @@ def close_idle_connections_safely() -> None:
         await original_stream_send(self, event)
 
     TCPServer._idle_timeout = idle_timeout  # type: ignore[method-assign]
+    H11Protocol.__init__ = init  # type: ignore[method-assign]
     H11Protocol._create_stream = create_stream  # type: ignore[method-assign]
     H11Protocol.stream_send = stream_send  # type: ignore[method-assign]
     setattr(TCPServer, _PATCHED_IDLE, True)
@@ -321,7 +328,13 @@ def _is_fresh(protocol: Any) -> bool:
     the stop and is sending its first one, which is answered (with `Connection: close`);
     closing it would fail a request the client had every right to send. At a reload, the
     kernel hands such connections to the old workers until they stop accepting."""
-    return isinstance(protocol, H11Protocol) and protocol.keep_alive_requests == 0
+    return (
+        isinstance(protocol, H11Protocol)
+        and protocol.keep_alive_requests == 0
+        # Past its TLS handshake before the stop: Hypercorn's stop waits only for those,
+        # then closes the database; a later one is refused unstarted (safe to retry).
+        and getattr(protocol, _OPENED_BEFORE_STOP, False)
+    )
 
 
 def _has_request(protocol: Any) -> bool:
