@@ -17,13 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apiclub.cli_tokens import add_tokens_commands
 from apiclub.env_file import read_env_file
 from apiclub.errors import ApiclubError
 from apiclub.settings import Settings, TlsMode
 
 if TYPE_CHECKING:
+    from apiclub.tls.certstore import StoredCert
     from apiclub.tls.challenges import ChallengeLookup
     from apiclub.tls.issuers import Http01Listener
+    from apiclub.tls.trust_result import StoreResult
 
 # (flag, environment variable, help); each flag's value is handed to Settings.from_env under
 # its variable's name, so flags and variables share one parser and one set of error messages.
@@ -60,6 +63,18 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "APICLUB_DATABASE_URL",
         "postgresql://user:password@host:port/db instead of SQLite",
     ),
+    (
+        "--auth",
+        "APICLUB_AUTH",
+        "bearer tokens for: auto (writes if a name is public), off, writes, all",
+    ),
+    ("--acme-profile", "APICLUB_ACME_PROFILE", "ACME certificate profile, e.g. shortlived"),
+    ("--acme-eab-kid", "APICLUB_ACME_EAB_KID", "External Account Binding key id from the CA"),
+    (
+        "--acme-eab-hmac-key-file",
+        "APICLUB_ACME_EAB_HMAC_KEY_FILE",
+        "file holding the EAB HMAC key (a secret: never on the command line)",
+    ),
     ("--env-file", "APICLUB_ENV_FILE", "KEY=VALUE settings file, read again at each reload"),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
@@ -92,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`."""
+    """The parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`, `tokens`."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (each also read from its environment variable)")
     for flag, env, text in SETTING_FLAGS:
@@ -118,10 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     ca = commands.add_parser("ca", help="the local certificate authority")
     ca_commands = ca.add_subparsers(title="ca commands", required=True, metavar="COMMAND")
     _add_command(ca_commands, common, "path", _ca_path, "print the root certificate's path")
-    _add_command(
-        ca_commands, common, "trust", _ca_trust, "install the root in the system trust store"
-    )
+    for name, command, text in (
+        ("trust", _ca_trust, "add the root to the system store (as root) and browsers' NSS files"),
+        ("untrust", _ca_untrust, "remove the root from those stores again"),
+    ):
+        trust = _add_command(ca_commands, common, name, command, text)
+        trust.add_argument(
+            "--store",
+            action="append",
+            choices=("system", "nss"),
+            help="only this kind of store (repeatable; default: both, as mkcert's TRUST_STORES)",
+        )
     _add_certs_commands(commands, common)
+    add_tokens_commands(commands, common, _add_command)
     return parser
 
 
@@ -263,29 +287,57 @@ def _ca_path(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def _ca_trust(settings: Settings, _: argparse.Namespace) -> int:
-    from apiclub.tls import install_root, root_cert_path
+def _ca_trust(settings: Settings, args: argparse.Namespace) -> int:
+    from apiclub.tls import root_cert_path, root_key_path, trust_root
 
-    sys.stdout.write(f"{install_root(root_cert_path(settings))}\n")
+    root, key = root_cert_path(settings), root_key_path(settings)
+    return _report_trust(trust_root(root, key, kinds=_store_kinds(args)))
+
+
+def _ca_untrust(settings: Settings, args: argparse.Namespace) -> int:
+    from apiclub.tls import root_cert_path, untrust_root
+
+    return _report_trust(untrust_root(root_cert_path(settings), kinds=_store_kinds(args)))
+
+
+def _store_kinds(args: argparse.Namespace) -> frozenset[str]:
+    from apiclub.tls.trust import STORE_KINDS
+
+    return frozenset(args.store) if args.store else STORE_KINDS
+
+
+def _report_trust(results: list[StoreResult]) -> int:
+    """One line per store; exit 1 when a store failed or none could be changed."""
+    for result in results:
+        stream = sys.stdout if result.changed_or_fine else sys.stderr
+        stream.write(f"{result.line()}\n")
+    if any(r.outcome == "failed" for r in results) or not any(r.changed_or_fine for r in results):
+        return 1
     return 0
 
 
 def _certs_list(settings: Settings, _: argparse.Namespace) -> int:
-    from apiclub.tls.certstore import list_stored
+    from apiclub.tls.certstore import list_paused, list_stored
 
     now = datetime.now(UTC)
     stored = list_stored(settings.data_dir)
+    for name, url in list_paused(settings.data_dir):
+        sys.stdout.write(
+            f"PAUSED {name}: the ACME CA paused orders for it; unpause at {url}, then run "
+            "`apiclub certs renew --force`\n"
+        )
     if not stored:
         sys.stdout.write(f"no certificates in {settings.data_dir / 'certs'}\n")
         return 0
-    rows = [("NAMES", "ISSUER", "EXPIRES (UTC)", "DAYS LEFT", "FILE")]
+    rows = [("NAMES", "ISSUER", "EXPIRES (UTC)", "DAYS LEFT", "RENEWAL (UTC)", "FILE")]
     for cert in stored:
         rows.append(
             (
                 ",".join(cert.names),
-                cert.issuer,
+                f"{cert.issuer} ({cert.renewal.get('directory') or cert.path.parent.parent.name})",
                 f"{cert.not_after:%Y-%m-%d %H:%M}",
                 f"{cert.days_left(now):.1f}",
+                _renewal_column(cert),
                 str(cert.path),
             )
         )
@@ -294,6 +346,23 @@ def _certs_list(settings: Settings, _: argparse.Namespace) -> int:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         sys.stdout.write("  ".join([*cells, row[-1]]) + "\n")
     return 0
+
+
+def _renewal_column(cert: StoredCert) -> str:
+    """When the server means to renew `cert` and why, from its `renewal.json`, else from the
+    lifetime rule; a paused name says so, with the CA's unpause link."""
+    from apiclub.tls.ari import validity_schedule
+
+    plan = cert.renewal
+    if plan.get("paused"):
+        return f"PAUSED by the CA: {plan['paused']}"
+    if plan.get("serial") == f"{cert.serial:x}" and plan.get("renew_at"):
+        at = datetime.fromisoformat(plan["renew_at"])
+        return f"{at:%Y-%m-%d %H:%M} ({plan.get('reason', '')})"
+    if cert.path.parent.parent.name == "live" or cert.path.parent.name == "local":
+        return "-"
+    schedule = validity_schedule(cert.not_before, cert.not_after)
+    return f"{schedule.at:%Y-%m-%d %H:%M} ({schedule.reason})"
 
 
 def _certs_renew(settings: Settings, args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from apiclub.errors import ConfigError
+from apiclub.names import is_private_name
 from apiclub.setting_values import (
     DEFAULT_DOMAINS,
     HSTS_MAX_AGE,
@@ -24,12 +25,14 @@ from apiclub.setting_values import (
     MAX_WORKERS,
     MIB,
     SECONDS,
+    AuthMode,
     HstsMode,
     ProxyNetwork,
     RateLimit,
     TlsMode,
     check_database_url,
     normalize_name,
+    parse_auth_mode,
     parse_bool,
     parse_domains,
     parse_hsts_mode,
@@ -39,6 +42,7 @@ from apiclub.setting_values import (
     parse_rate_limit,
     parse_seconds,
     parse_tls_mode,
+    read_secret_file,
     redact_url,
 )
 
@@ -48,6 +52,7 @@ __all__ = [
     "LETS_ENCRYPT_DIRECTORY",
     "LETS_ENCRYPT_STAGING_DIRECTORY",
     "MIB",
+    "AuthMode",
     "HstsMode",
     "ProxyNetwork",
     "RateLimit",
@@ -124,6 +129,21 @@ class Settings:
     """PostgreSQL to use instead of SQLite (APICLUB_DATABASE_URL,
     `postgresql://user:password@host:port/db`); SQLite at `database_path` when unset. Kept out
     of `repr` because it may hold a password: log `database_label` instead."""
+    auth: AuthMode = AuthMode.AUTO
+    """Which requests need a bearer token from `apiclub tokens add` (APICLUB_AUTH): auto, off,
+    writes or all. `auto` is `off` while every name in `domains` is private (localhost, private
+    IPs, `.internal` ...), so `make dev` and the tutorial's curls work, and `writes` as soon as
+    a public name is served. Read the resolved mode from `auth_mode`."""
+    acme_profile: str | None = None
+    """The ACME certificate profile to order (APICLUB_ACME_PROFILE), e.g. Let's Encrypt's
+    `shortlived` (160 hours) or `tlsserver`; the CA's default when unset. Checked against the
+    directory's offered profiles at start."""
+    acme_eab_kid: str | None = None
+    """External Account Binding key id (APICLUB_ACME_EAB_KID), for CAs that require one
+    (ZeroSSL, Google Trust Services, Sectigo); used once, when the account is registered."""
+    acme_eab_hmac_key: str | None = field(default=None, repr=False)
+    """The EAB HMAC key, base64url (APICLUB_ACME_EAB_HMAC_KEY, or a file named by
+    APICLUB_ACME_EAB_HMAC_KEY_FILE). A secret: kept out of `repr` and never logged."""
     env_file: Path | None = None
     """A file of KEY=VALUE settings (APICLUB_ENV_FILE), read at every start of a worker, so a
     reload (SIGHUP) picks up what changed in it; its values win over the environment's, flags
@@ -171,12 +191,14 @@ class Settings:
         self._check_acme()
 
     def _check_acme(self) -> None:
-        url = urlsplit(self.acme_directory)
-        if url.scheme != "https" or not url.hostname:
-            raise ConfigError(
-                f"APICLUB_ACME_DIRECTORY={self.acme_directory!r} is not an https:// URL: give "
-                f"the ACME server's directory, e.g. {LETS_ENCRYPT_STAGING_DIRECTORY}"
-            )
+        for directory in self.acme_directories or ("",):
+            url = urlsplit(directory)
+            if url.scheme != "https" or not url.hostname:
+                raise ConfigError(
+                    f"APICLUB_ACME_DIRECTORY={self.acme_directory!r} is not an https:// URL "
+                    f"(or a comma-separated list of them): give the ACME server's directory, "
+                    f"e.g. {LETS_ENCRYPT_STAGING_DIRECTORY}"
+                )
         if self.acme_email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+", self.acme_email):
             raise ConfigError(
                 f"APICLUB_ACME_EMAIL={self.acme_email!r} is not an e-mail address "
@@ -187,6 +209,39 @@ class Settings:
                 "APICLUB_TLS=acme needs the ACME server's terms of service agreed: set "
                 "APICLUB_ACME_AGREE_TOS=1 (--acme-agree-tos) after reading them"
             )
+        if self.acme_profile is not None and not re.fullmatch(
+            r"[A-Za-z0-9._-]+", self.acme_profile
+        ):
+            raise ConfigError(
+                f"APICLUB_ACME_PROFILE={self.acme_profile!r} is not a profile name: give one "
+                "the CA's directory lists, e.g. shortlived, or unset it"
+            )
+        if (self.acme_eab_kid is None) != (self.acme_eab_hmac_key is None):
+            raise ConfigError(
+                "External Account Binding needs both APICLUB_ACME_EAB_KID and "
+                "APICLUB_ACME_EAB_HMAC_KEY (or APICLUB_ACME_EAB_HMAC_KEY_FILE): give both, "
+                "as the CA issued them, or neither"
+            )
+        if self.acme_eab_hmac_key is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]+={0,2}", self.acme_eab_hmac_key
+        ):
+            raise ConfigError(
+                "APICLUB_ACME_EAB_HMAC_KEY is not base64url (A-Z, a-z, 0-9, - and _): copy the "
+                "HMAC key exactly as the CA shows it"
+            )
+
+    @property
+    def acme_directories(self) -> tuple[str, ...]:
+        """The ACME directories in the order tried (APICLUB_ACME_DIRECTORY, comma-separated):
+        when an order fails at one CA, the next is tried."""
+        return tuple(url.strip() for url in self.acme_directory.split(",") if url.strip())
+
+    @property
+    def acme_eab(self) -> tuple[str, str] | None:
+        """(key id, HMAC key) for External Account Binding, or None."""
+        if self.acme_eab_kid is None or self.acme_eab_hmac_key is None:
+            return None
+        return (self.acme_eab_kid, self.acme_eab_hmac_key)
 
     @property
     def database_label(self) -> str:
@@ -195,6 +250,15 @@ class Settings:
         if self.database_url is None:
             return str(self.database_path)
         return redact_url(self.database_url)
+
+    @property
+    def auth_mode(self) -> AuthMode:
+        """`auth` with `auto` resolved: `off`, `writes` or `all`."""
+        if self.auth is not AuthMode.AUTO:
+            return self.auth
+        if all(is_private_name(name) for name in self.domains):
+            return AuthMode.OFF
+        return AuthMode.WRITES
 
     @property
     def database_path(self) -> Path:
@@ -259,6 +323,16 @@ class Settings:
             values["workers"] = parse_int("APICLUB_WORKERS", raw)
         if (raw := get("APICLUB_DATABASE_URL")) is not None:
             values["database_url"] = raw
+        if (raw := get("APICLUB_AUTH")) is not None:
+            values["auth"] = parse_auth_mode(raw)
+        if (raw := get("APICLUB_ACME_PROFILE")) is not None:
+            values["acme_profile"] = raw.strip() or None
+        if (raw := get("APICLUB_ACME_EAB_KID")) is not None:
+            values["acme_eab_kid"] = raw.strip() or None
+        if (raw := get("APICLUB_ACME_EAB_HMAC_KEY")) is not None:
+            values["acme_eab_hmac_key"] = raw.strip() or None
+        if (raw := get("APICLUB_ACME_EAB_HMAC_KEY_FILE")) is not None:
+            values["acme_eab_hmac_key"] = read_secret_file("APICLUB_ACME_EAB_HMAC_KEY_FILE", raw)
         if (raw := get("APICLUB_ENV_FILE")) is not None:
             values["env_file"] = Path(raw)
         return cls(**values)  # type: ignore[arg-type]
