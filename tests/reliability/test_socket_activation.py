@@ -30,20 +30,11 @@ from tests.reliability.deploy_load import (
     run_load,
     serving,
 )
+from tests.tools import require_tool
 
 WAIT = 60.0
 # Each run: LISTEN_PID must be the pid of the process that takes the sockets.
 LOOP = 'for run in 1 2; do (LISTEN_PID=$BASHPID; export LISTEN_PID; exec "$@"); done'
-
-
-def need(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        message = f"{name} is not installed (apt-get install systemd; .ci/run does)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
 
 
 def free_port() -> int:
@@ -78,7 +69,7 @@ def read_pid(data_dir: Path, other_than: int = 0) -> int:
 
 
 def test_a_restart_under_socket_activation_fails_no_request(tmp_path: Path) -> None:
-    activate = need("systemd-socket-activate")
+    activate = require_tool("systemd-socket-activate", "systemd")
     port = free_port()
     env = clean_env(tmp_path)
     # It hands its children only the variables named with -E (and LISTEN_*).
