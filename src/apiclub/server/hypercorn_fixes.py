@@ -1,11 +1,8 @@
 """Workarounds for Hypercorn 0.18 bugs that turn a graceful stop into lost or hanging requests.
 
-All are applied by `apply_hypercorn_fixes()`, once per process, before a listener starts; each
-patch names the bug it works around and is idempotent.
-
+Applied by `apply_hypercorn_fixes()` before a listener starts; each names its bug, idempotent.
 - `TCPServer._close` lets TLS close errors escape (pgjones/hypercorn#261, #264): 500s, no exit.
-- `TCPServer.protocol_send` and `_read_data` turn a write to, or a read from, a vanished TLS
-  transport into a traceback.
+- `protocol_send` and `_read_data` turn I/O on a vanished TLS transport into a traceback.
 - A request arriving as an idle keep-alive connection is closed is run but never answered.
 - HTTP/2: a request arriving after the stop's GOAWAY crashes the stop, and closing the
   connection under the client's late frames resets it, failing streams already answered.
@@ -35,6 +32,19 @@ from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 
 from apiclub.server.h2_limits import _STREAM_EVENTS, limit_h2_streams
+from apiclub.server.stop_policy import (
+    _CLOSING,
+    _OPENED_BEFORE_STOP,
+    _SOCKET_TRANSPORT,
+    CLOSE_NOTIFY_WAIT,
+    FIRST_REQUEST_WAIT,
+    SILENT_CUT_DELAY,
+    _drains_at_stop,
+    _has_request,
+    _is_fresh,
+    _say_goaway_and_linger,
+    cut_after_close_wait,
+)
 
 logger = logging.getLogger("apiclub.server")
 
@@ -141,24 +151,7 @@ def tolerate_reads_after_connection_lost() -> None:
     setattr(TCPServer, _PATCHED_READ, True)
 
 
-SECONDS = 1.0
-H2_STOP_LINGER = 0.25 * SECONDS
-"""How long a stopping server waits for an HTTP/2 client to close after GOAWAY: a round trip
-across continents, and short enough for a stop within a second."""
-CLOSE_NOTIFY_WAIT = 0.2 * SECONDS
-"""How long a connection closed during a stop waits for the client's TLS close_notify before
-its TCP socket is cut: a client that answers does so within a round trip; one that never
-answers (an idle pool: browsers, httpx) would hold the exit for asyncio's 30 s."""
-FIRST_REQUEST_WAIT = 0.5 * SECONDS
-"""How long a stop waits for the first request of a connection accepted just before it."""
-SILENT_CUT_DELAY = 0.02 * SECONDS
-"""The cut of an HTTP/2 connection whose client stayed silent through the linger: just
-time for the close_notify to be written."""
-LINGER_POLL = 0.02 * SECONDS
-
 _PATCHED_IDLE = "_apiclub_closes_idle_connections_safely"
-_CLOSING = "_apiclub_closing"
-_OPENED_BEFORE_STOP = "_apiclub_opened_before_stop"
 
 
 def close_idle_connections_safely() -> None:
@@ -184,12 +177,9 @@ def close_idle_connections_safely() -> None:
     limit of h2_limits.py, for a reason not found yet.)
     As nginx does, an HTTP/1.1 request whose head completes after that, or after the stop
     began on a connection that has served one, is not started: the connection closes without
-    a byte, so the client may safely retry. The first request of a connection accepted just
-    before the stop is answered (`_is_fresh`). A request already started finishes, and at a
-    stop its answer says `Connection: close` (RFC 9112 9.6; hyperium/hyper#3725 does the
-    same). Behind a proxy
-    (plain HTTP/1.1) a stop drains instead: idle connections stay open for the keep-alive
-    timeout and requests on them are answered, with `Connection: close` (`_drains_at_stop`).
+    a byte, so the client may safely retry. A request already started finishes, and at a stop
+    its answer says `Connection: close` (RFC 9112 9.6; hyperium/hyper#3725 does the same).
+    What else a stop does with each connection is stop_policy.py's to decide.
     """
     if getattr(TCPServer, _PATCHED_IDLE, False):
         return
@@ -254,93 +244,6 @@ def close_idle_connections_safely() -> None:
     H11Protocol._create_stream = create_stream  # type: ignore[method-assign]
     H11Protocol.stream_send = stream_send  # type: ignore[method-assign]
     setattr(TCPServer, _PATCHED_IDLE, True)
-
-
-async def _say_goaway_and_linger(server: Any, protocol: H2Protocol) -> bool:
-    """At a stop, send GOAWAY (if not yet sent) and let the client close first, for a moment.
-
-    Returns whether the client closed its side within the linger.
-
-    Hypercorn closed an HTTP/2 connection the instant its last stream ended, or with no GOAWAY
-    at all when it was idle. A request the client was sending meanwhile then met a closed
-    socket: the kernel answers with a reset, and the client (httpx, for one) fails every
-    stream of the connection, the one whose answer was already on its way included: a POST
-    stored, its client told it failed (tests/reliability/test_h2_abuse.py, up to 5 runs in 14
-    on a busy machine). RFC 9113 6.8: after GOAWAY, allow at least a round trip for streams in
-    flight. Requests that arrive meanwhile are dropped unprocessed (`_unless_closed`), which
-    the GOAWAY's last stream id tells the client, so it may retry them elsewhere.
-    """
-    if protocol.connection.state_machine.state is not ConnectionState.CLOSED:
-        protocol.connection.close_connection()
-        await protocol._flush()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + H2_STOP_LINGER
-    while not server.reader.at_eof() and loop.time() < deadline:
-        await asyncio.sleep(LINGER_POLL)
-    return bool(server.reader.at_eof())
-
-
-def cut_after_close_wait(server: Any, delay: float = CLOSE_NOTIFY_WAIT) -> None:
-    """Cut the TCP socket of a connection closed during a stop after `delay` seconds.
-
-    Its TLS close waits for the client's close_notify (up to asyncio's 30 s
-    `SSL_SHUTDOWN_TIMEOUT`) and Hypercorn's stop waits for that close: an idle keep-alive
-    pool held every stop for the grace period and the cut after it. Nothing is lost by the
-    cut: no request runs on the connection, and one that arrives is not started
-    (`_CLOSING`). Cutting a connection already closed does nothing.
-    """
-    transport: asyncio.WriteTransport | None = getattr(server, _SOCKET_TRANSPORT, None)
-    if transport is None:
-        return
-    loop = asyncio.get_running_loop()
-
-    def cut() -> None:
-        # An answer still on its way to a slow reader is not truncated: wait for it (the
-        # launcher's cut at the end of the grace period bounds that).
-        if transport.is_closing():
-            return
-        if transport.get_write_buffer_size():
-            loop.call_later(delay, cut)
-            return
-        transport.abort()
-
-    loop.call_later(delay, cut)
-
-
-def _drains_at_stop(protocol: Any) -> bool:
-    """Whether a stop keeps this idle connection open for its keep-alive timeout.
-
-    Only plain HTTP/1.1 from a trusted proxy, the upstream side of nginx (`APICLUB_TLS=off`,
-    `APICLUB_TRUSTED_PROXIES`): nginx does not resend a POST it has sent on an idle upstream
-    connection that we close in that instant (a 502 for its client, seen in a rolling
-    restart). Draining answers what arrives, with `Connection: close`. HTTP/2 says GOAWAY
-    instead; direct clients, TLS or not, get the prompt close.
-    """
-    if not isinstance(protocol, H11Protocol) or protocol.ssl:
-        return False
-    drains = getattr(protocol.config, "drains_at_stop", None)
-    client = protocol.client
-    return drains is not None and client is not None and bool(drains(client[0]))
-
-
-def _is_fresh(protocol: Any) -> bool:
-    """An HTTP/1.1 connection that has not yet started a request: its client connected before
-    the stop and is sending its first one, which is answered (with `Connection: close`);
-    closing it would fail a request the client had every right to send. At a reload, the
-    kernel hands such connections to the old workers until they stop accepting."""
-    return (
-        isinstance(protocol, H11Protocol)
-        and protocol.keep_alive_requests == 0
-        # Past its TLS handshake before the stop: Hypercorn's stop waits only for those,
-        # then closes the database; a later one is refused unstarted (safe to retry).
-        and getattr(protocol, _OPENED_BEFORE_STOP, False)
-    )
-
-
-def _has_request(protocol: Any) -> bool:
-    if isinstance(protocol, H2Protocol):
-        return bool(protocol.streams)
-    return getattr(protocol, "stream", None) is not None
 
 
 _PATCHED_H2 = "_apiclub_ignores_requests_after_goaway"
@@ -413,7 +316,6 @@ def _unless_closed(protocol: Any, events: list[h2.events.Event]) -> Iterator[h2.
 
 
 _PATCHED_RUN = "_apiclub_tracks_connections"
-_SOCKET_TRANSPORT = "_apiclub_socket_transport"
 _TASK = "_apiclub_task"
 _open_connections: set[Any] = set()
 
