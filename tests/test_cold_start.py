@@ -28,7 +28,7 @@ print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))
 """
 
 SERVE_PATH = """
-import apiclub.cli, apiclub.server.launcher, apiclub.server.workers
+import apiclub.cli, apiclub.cli_serve, apiclub.server.launcher, apiclub.server.workers
 from apiclub.api import create_app
 from apiclub.settings import Settings
 create_app(Settings.from_env({}))
@@ -83,7 +83,8 @@ def loaded(setup: str, modules: tuple[str, ...]) -> list[str]:
 
 def test_the_parent_that_holds_the_sockets_loads_no_server_stack() -> None:
     # It stays for the service's life: small, and untouched by an upgrade it reloads.
-    assert loaded("import apiclub.cli, apiclub.server.generations", SERVER_STACK) == []
+    setup = "import apiclub.cli, apiclub.cli_serve, apiclub.server.generations"
+    assert loaded(setup, SERVER_STACK) == []
 
 
 def test_a_worker_loads_the_server_stack() -> None:

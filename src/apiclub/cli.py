@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apiclub.cli_serve import reload_command, serve_command
 from apiclub.cli_tokens import add_tokens_commands
 from apiclub.env_file import read_env_file
 from apiclub.errors import ApiclubError
-from apiclub.settings import Settings, TlsMode
+from apiclub.settings import Settings
 
 if TYPE_CHECKING:
     from apiclub.tls.certstore import StoredCert
@@ -127,9 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="apiclub", description="A tasks API that serves itself over HTTPS."
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    _add_command(commands, common, "serve", _serve, "serve the API (default ports 8443/8080)")
+    _add_command(
+        commands, common, "serve", serve_command, "serve the API (default ports 8443/8080)"
+    )
     _add_command(commands, common, "migrate", _migrate, "apply database migrations and exit")
-    _add_command(commands, common, "reload", _reload, "reload the running `apiclub serve` (SIGHUP)")
+    _add_command(
+        commands, common, "reload", reload_command, "reload the running `apiclub serve` (SIGHUP)"
+    )
     ca = commands.add_parser("ca", help="the local certificate authority")
     ca_commands = ca.add_subparsers(title="ca commands", required=True, metavar="COMMAND")
     _add_command(ca_commands, common, "path", _ca_path, "print the root certificate's path")
@@ -214,62 +219,6 @@ def configure_logging(level: str, *, with_pid: bool = False) -> None:
         stream=sys.stderr,
         format=f"%(asctime)s %(levelname)s {pid}%(name)s: %(message)s",
     )
-
-
-def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from apiclub.server.inherited_sockets import READY_FD_VARIABLE
-
-    if READY_FD_VARIABLE in os.environ:  # a worker, started by the parent below
-        from apiclub.server.workers import serve_worker
-
-        return serve_worker(settings, os.environ, describe_listeners)
-    from apiclub.server.generations import Generations
-
-    def announce(banner: str) -> None:
-        sys.stdout.write(banner)
-        sys.stdout.flush()
-
-    # Each worker is a fresh interpreter running this command line (generations.py).
-    command = ["-m", "apiclub", *args.argv]
-    return Generations(settings, command, os.environ, on_ready=announce).run()
-
-
-def _reload(settings: Settings, _: argparse.Namespace) -> int:
-    from apiclub.server.pid_file import send_reload
-
-    pid = send_reload(settings)
-    sys.stdout.write(
-        f"sent SIGHUP to apiclub (pid {pid}): it starts new workers and stops the old ones "
-        "once those serve; its log says how it went\n"
-    )
-    return 0
-
-
-def describe_listeners(server: object) -> str:
-    """What a newcomer needs after start: the URLs and how to trust the local CA."""
-    from apiclub.server.launcher import Server
-
-    assert isinstance(server, Server)  # noqa: S101
-    settings = server.settings
-    name = settings.domains[0]
-    host = f"[{name}]" if ":" in name else name
-    if not server.tls_enabled:
-        return f"apiclub serving http://{host}:{server.api_port}/ (TLS off: behind a proxy)\n"
-    lines = [f"apiclub serving https://{host}:{server.api_port}/"]
-    if server.redirect_port is not None:
-        lines.append(f"  http://{host}:{server.redirect_port}/ redirects there")
-    manager = server.cert_manager
-    if manager is not None and manager.acme_names:
-        lines.append(
-            f"  certificates for {', '.join(manager.acme_names)} from ACME "
-            f"{settings.acme_directory} (a local-CA stand-in until they arrive)"
-        )
-    if settings.tls in (TlsMode.AUTO, TlsMode.INTERNAL) and manager and manager.local_names:
-        root = manager.root_cert_path()
-        lines.append(f"  certificates from the local CA: {root}")
-        lines.append(f"  trust it: curl --cacert {root} https://{host}:{server.api_port}/")
-        lines.append("  or install it system-wide: apiclub ca trust")
-    return "\n".join(lines) + "\n"
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
