@@ -7,12 +7,16 @@ writes; the longest gap between two answers is printed (`pytest -s`; docs/reliab
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import signal
 import ssl
+import sys
 import urllib.request
 from pathlib import Path
+
+import httpx
 
 import apiclub
 from tests.reliability.deploy_load import (
@@ -21,6 +25,7 @@ from tests.reliability.deploy_load import (
     clean_env,
     run_load,
     serving,
+    stored_ids,
 )
 
 RELOADS = 5
@@ -103,3 +108,39 @@ def test_a_reload_with_a_broken_setting_keeps_the_old_generation_serving(
     assert "APICLUB_GRACE_PERIOD='soon'" in failed[0], failed
     assert "generation 0 keeps serving" in failed[0], failed
     assert server.process.returncode == 0, log[-3000:]
+
+
+def test_reloads_fail_no_http2_request_either(tmp_path: Path) -> None:
+    # Browsers speak HTTP/2: a connection a retiring worker accepted gets GOAWAY, not a reset.
+    failures: list[str] = []
+    created: list[int] = []
+
+    async def client(port: int, stop: asyncio.Event) -> None:
+        context = ssl.create_default_context(cafile=str(tmp_path / "ca/root.pem"))
+        while not stop.is_set():
+            try:
+                async with httpx.AsyncClient(verify=context, http2=True, timeout=20) as http:
+                    answer = await http.post(f"https://localhost:{port}/task/", json={"name": "h2"})
+            except httpx.HTTPError as exc:
+                failures.append(repr(exc))
+                continue
+            if answer.status_code != 201 or answer.http_version != "HTTP/2":
+                failures.append(f"{answer.http_version} {answer.status_code}")
+                continue
+            created.append(answer.json()["id"])
+
+    async def load(server: Running) -> None:
+        stop = asyncio.Event()
+        clients = [asyncio.create_task(client(server.port, stop)) for _ in range(4)]
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(reload_times, server, 3)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await asyncio.gather(*clients)
+
+    with serving(tmp_path) as server:
+        asyncio.run(load(server))
+    sys.stdout.write(f"3 reloads, HTTP/2: {len(created)} answered, {len(failures)} failed\n")
+    assert failures == []
+    assert len(created) > 50
+    assert set(created) <= stored_ids(tmp_path / "api.db")
