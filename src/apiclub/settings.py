@@ -162,6 +162,10 @@ class Settings:
     """A file of `NAME=value` lines added to Litestream's environment
     (APICLUB_REPLICATE_ENV_FILE): its credentials, e.g. `AWS_SECRET_ACCESS_KEY`, kept out of
     apiclub's own environment; make it 0600."""
+    env_file: Path | None = None
+    """A file of KEY=VALUE settings (APICLUB_ENV_FILE), read at every start of a worker, so a
+    reload (SIGHUP) picks up what changed in it; its values win over the environment's, flags
+    win over both (`env_file.read_env_file`)."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -383,4 +387,6 @@ class Settings:
             values["replicate"] = raw
         if (raw := get("APICLUB_REPLICATE_ENV_FILE")) is not None:
             values["replicate_env_file"] = Path(raw)
+        if (raw := get("APICLUB_ENV_FILE")) is not None:
+            values["env_file"] = Path(raw)
         return cls(**values)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ with loopback high ports, one port per API replica.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -30,6 +31,7 @@ import httpx
 import pytest
 
 from tests.deploy.helpers import DOMAINS, REPO, free_ports
+from tests.reliability.deploy_load import assert_no_loss, run_load
 
 pytestmark = [
     pytest.mark.slow,
@@ -513,3 +515,45 @@ def test_scale_mode_balances_replicas_on_postgres_and_survives_losing_one(
             response = project.get(client, DOMAINS[0], f"/task/{expected['id']}")
             assert response.json() == expected
     assert tasks_in_postgres(project) == [expected["name"] for expected in written]
+
+
+def test_direct_mode_reloads_on_hup_failing_no_request_and_stops_at_once(
+    project: Project,
+) -> None:
+    # The container's PID 1 is apiclub's parent: HUP reloads in place; a new image would be
+    # a new container (README "Deploys": use the nginx or scale profile's rolling restart).
+    project.compose("--profile", "direct", "up", "--detach")
+    project.wait_ready()
+    container = project.container("api")
+
+    def logs() -> str:
+        found = run("podman", "logs", container)
+        return found.stdout + found.stderr
+
+    def reload() -> None:
+        run("podman", "kill", "--signal", "HUP", container)
+        project.wait_for(
+            "generation 1", lambda: None if "generation 1 serving" in logs() else "not yet"
+        )
+
+    root = project.volume / "ca/root.pem"
+    result = run_load(lambda: project.https_port, root, reload, host=DOMAINS[0])
+    assert_no_loss(result, project.volume / "api.db", "HUP reload inside the container")
+    # The stop with an idle keep-alive pool open ends far inside podman's 10 s timeout.
+    context = ssl.create_default_context(cafile=str(root))
+    with contextlib.ExitStack() as pool:
+        for http2 in (False, False, True, True):
+            client = pool.enter_context(httpx.Client(verify=context, http2=http2, timeout=10))
+            answer = client.get(
+                project.url("/"),
+                headers={"host": DOMAINS[0]},
+                extensions={"sni_hostname": DOMAINS[0]},
+            )
+            assert answer.status_code == 200
+        began = time.monotonic()
+        run("podman", "stop", "--time", "10", container)
+        took = time.monotonic() - began
+    status = run("podman", "inspect", "--format", "{{.State.ExitCode}}", container).stdout
+    sys.stdout.write(f"podman stop with an idle pool open: {took:.2f} s, exit {status.strip()}\n")
+    assert status.strip() == "0", logs()[-3000:]
+    assert took < 5, logs()[-3000:]

@@ -42,6 +42,9 @@ STOP_MARGIN = 5.0
 ABORT_WAIT = 2.0
 """Seconds the listeners get to finish after each fallback (connections cut, then cancelled)."""
 
+HANDOVER_WAIT = 0.05
+"""Seconds between the end of accepting and the stop: TLS handshakes in progress finish."""
+
 ShutdownTrigger = Callable[[], Awaitable[object]]
 
 
@@ -79,6 +82,11 @@ class Server:
         self._redirect_port: int | None = None
         self._configs: list[ListenerConfig] = []
         self.ready = asyncio.Event()
+        self.stopping = asyncio.Event()
+        """Set at the first stop signal, before anything closes (readiness goes false)."""
+        self.hand_over = False
+        """Set before the stop when the listening socket outlives this process (a reload):
+        connections accepted a moment ago reach their first request instead of being cut."""
 
     @property
     def tls_enabled(self) -> bool:
@@ -171,11 +179,28 @@ class Server:
             await asyncio.wait([trigger, *tasks], return_when=asyncio.FIRST_COMPLETED)
             trigger.cancel()
         finally:
+            self.stopping.set()
+            if self.hand_over:
+                await self._hand_over_pending_connections()
             stop.set()
             await _finish(tasks, self.settings.grace_period + STOP_MARGIN, self._configs)
         for task in tasks:
             if not task.cancelled() and (exc := task.exception()) is not None:
                 raise exc
+
+    async def _hand_over_pending_connections(self) -> None:
+        """Stop accepting, then let connections accepted a moment ago reach their first request.
+
+        The listening socket outlives this process at a reload, and under systemd's socket
+        activation: connections still in the kernel's queue go to the next process. Ones
+        asyncio accepted here in a batch were still in their TLS handshake, and Hypercorn's
+        stop only waits for connections past it; so accepting stops first (the reader comes
+        off the loop; Hypercorn's `Server.close()` removes it again, harmlessly).
+        """
+        if self._api_socket is None or self._api_socket.fileno() < 0:
+            return
+        asyncio.get_running_loop().remove_reader(self._api_socket.fileno())
+        await asyncio.sleep(HANDOVER_WAIT)
 
     def _with_hsts(self, app: ASGIApp, cert_manager: CertManager) -> ASGIApp:
         hosts = hsts_hosts(self.settings, cert_manager.acme_names)
