@@ -59,6 +59,9 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "APICLUB_DATABASE_URL",
         "postgresql://user:password@host:port/db instead of SQLite",
     ),
+    ("--metrics-port", "APICLUB_METRICS_PORT", "/metrics, /livez, /readyz port (default 0: off)"),
+    ("--metrics-host", "APICLUB_METRICS_HOST", "admin listener address (default 127.0.0.1)"),
+    ("--log-format", "APICLUB_LOG_FORMAT", "text or json (one JSON object per line)"),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
 SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})
@@ -186,7 +189,18 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
     if settings.workers > 1:
         from apiclub.server.workers import Supervisor
 
-        return Supervisor(settings, on_ready=announce).run()
+        supervisor = Supervisor(settings, on_ready=announce)
+        if not settings.metrics_port:
+            return supervisor.run()
+        from apiclub.server.admin import SupervisorAdmin
+
+        try:
+            admin = SupervisorAdmin(supervisor)
+        except BaseException:
+            supervisor.server.close()
+            raise
+        supervisor.server.admin_port = admin.port
+        return admin.run()
     asyncio.run(run_until_signalled(settings, on_ready=announce))
     return 0
 
@@ -200,7 +214,11 @@ def describe_listeners(server: object) -> str:
     name = settings.domains[0]
     host = f"[{name}]" if ":" in name else name
     if not server.tls_enabled:
-        return f"apiclub serving http://{host}:{server.api_port}/ (TLS off: behind a proxy)\n"
+        return (
+            f"apiclub serving http://{host}:{server.api_port}/ (TLS off: behind a proxy)"
+            + _describe_admin(server)
+            + "\n"
+        )
     lines = [f"apiclub serving https://{host}:{server.api_port}/"]
     if server.redirect_port is not None:
         lines.append(f"  http://{host}:{server.redirect_port}/ redirects there")
@@ -215,7 +233,15 @@ def describe_listeners(server: object) -> str:
         lines.append(f"  certificates from the local CA: {root}")
         lines.append(f"  trust it: curl --cacert {root} https://{host}:{server.api_port}/")
         lines.append("  or install it system-wide: apiclub ca trust")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + _describe_admin(server) + "\n"
+
+
+def _describe_admin(server: Any) -> str:
+    if server.admin_port is None:
+        return ""
+    host = server.settings.metrics_host
+    host = f"[{host}]" if ":" in host else host
+    return f"\n  metrics http://{host}:{server.admin_port}/metrics, /livez, /readyz"
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:

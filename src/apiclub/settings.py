@@ -124,6 +124,15 @@ class Settings:
     """PostgreSQL to use instead of SQLite (APICLUB_DATABASE_URL,
     `postgresql://user:password@host:port/db`); SQLite at `database_path` when unset. Kept out
     of `repr` because it may hold a password: log `database_label` instead."""
+    metrics_port: int = 0
+    """Port of the admin listener (APICLUB_METRICS_PORT): `/metrics`, `/livez`, `/readyz` in
+    plain HTTP; 0 (the default) turns it off. The container image sets 9464."""
+    metrics_host: str = "127.0.0.1"
+    """Address the admin listener binds (APICLUB_METRICS_HOST); loopback by default, since
+    metrics name the served domains and nothing on it asks for a password."""
+    log_format: str = "text"
+    """Log lines (APICLUB_LOG_FORMAT): `text` for people, `json` for one JSON object per line
+    with Caddy's access-log field names, for log collectors."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -164,6 +173,15 @@ class Settings:
             )
         if self.database_url is not None:
             check_database_url(self.database_url)
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(
+                f"APICLUB_METRICS_PORT={self.metrics_port!r} is not a port (0-65535; 0 is off)"
+            )
+        if self.log_format not in {"text", "json"}:
+            raise ConfigError(
+                f"APICLUB_LOG_FORMAT={self.log_format!r} is not one of text, json: give json "
+                "for one JSON object per line"
+            )
         self._check_acme()
 
     def _check_acme(self) -> None:
@@ -255,4 +273,10 @@ class Settings:
             values["workers"] = parse_int("APICLUB_WORKERS", raw)
         if (raw := get("APICLUB_DATABASE_URL")) is not None:
             values["database_url"] = raw
+        if (raw := get("APICLUB_METRICS_PORT")) is not None:
+            values["metrics_port"] = parse_port("APICLUB_METRICS_PORT", raw)
+        if (raw := get("APICLUB_METRICS_HOST")) is not None:
+            values["metrics_host"] = raw
+        if (raw := get("APICLUB_LOG_FORMAT")) is not None:
+            values["log_format"] = raw.lower()
         return cls(**values)  # type: ignore[arg-type]

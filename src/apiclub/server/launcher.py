@@ -18,6 +18,8 @@ from typing import cast
 from hypercorn.asyncio import serve as hypercorn_serve
 
 from apiclub.api import create_app
+from apiclub.observe import subscribe
+from apiclub.ops.metrics import Metrics
 from apiclub.server.asgi import ASGIApp
 from apiclub.server.config import ListenerConfig, create_listener_config
 from apiclub.server.hosts import HostCheckMiddleware
@@ -28,10 +30,12 @@ from apiclub.server.hypercorn_fixes import (
     cancel_connections,
 )
 from apiclub.server.lifespan import LifespanWatch
+from apiclub.server.metrics_middleware import observe_requests
 from apiclub.server.proxy import ProxyHeadersMiddleware
 from apiclub.server.redirect import ChallengeMiddleware, RedirectApp
 from apiclub.server.redirect_server import serve_redirects
 from apiclub.server.sockets import bind_socket
+from apiclub.server.tls_handshakes import count_handshake_failures
 from apiclub.settings import HstsMode, Settings, TlsMode
 from apiclub.tls import CertManager
 
@@ -79,6 +83,11 @@ class Server:
         self._redirect_port: int | None = None
         self._configs: list[ListenerConfig] = []
         self.ready = asyncio.Event()
+        self.admin_port: int | None = None
+        """The admin listener's port (/metrics, /livez, /readyz), when it is on."""
+        self.metrics: Metrics | None = None
+        """This process's metrics, made by `serve()` when the admin listener is on."""
+        self._unsubscribe: Callable[[], None] | None = None
 
     @property
     def tls_enabled(self) -> bool:
@@ -161,7 +170,8 @@ class Server:
                 "APICLUB_HSTS=on is ignored with APICLUB_TLS=off: the proxy in front talks HTTPS "
                 "to browsers, so it sends Strict-Transport-Security (nginx: add_header)"
             )
-        self._watch = LifespanWatch(ProxyHeadersMiddleware(checked, self.settings.trusted_proxies))
+        proxied = ProxyHeadersMiddleware(checked, self.settings.trusted_proxies)
+        self._watch = LifespanWatch(observe_requests(proxied, self.settings, self._metrics()))
         tasks = [asyncio.create_task(self._serve_api(context, stop), name="api")]
         try:
             await self._wait_started(tasks[0])
@@ -173,9 +183,20 @@ class Server:
         finally:
             stop.set()
             await _finish(tasks, self.settings.grace_period + STOP_MARGIN, self._configs)
+            if self._unsubscribe is not None:
+                self._unsubscribe()
         for task in tasks:
             if not task.cancelled() and (exc := task.exception()) is not None:
                 raise exc
+
+    def _metrics(self) -> Metrics | None:
+        """Make this process's metrics when the admin listener is on, and let them observe."""
+        if self.metrics is None and self.settings.metrics_port:
+            self.metrics = Metrics()
+        if self.metrics is not None and self._unsubscribe is None:
+            count_handshake_failures()
+            self._unsubscribe = subscribe(self.metrics.handle)
+        return self.metrics
 
     def _with_hsts(self, app: ASGIApp, cert_manager: CertManager) -> ASGIApp:
         hosts = hsts_hosts(self.settings, cert_manager.acme_names)

@@ -25,6 +25,7 @@ from urllib.parse import unquote
 
 import httptools
 
+from apiclub.observe import emit
 from apiclub.server.config import (
     KEEP_ALIVE_TIMEOUT,
     KIB,
@@ -217,6 +218,7 @@ class RedirectProtocol(asyncio.Protocol):
 
     def _refuse(self, status: int, detail: str) -> None:
         logger.info("refused a request from %s with %d: %s", self.peer, status, detail)
+        emit("redirect.answer", kind="refused")
         body = json.dumps({"status_code": status, "detail": detail}).encode()
         self._write(Answer(status, [(b"content-type", b"application/json")], body), close=True)
         self._close()

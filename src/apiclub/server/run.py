@@ -6,6 +6,7 @@ import asyncio
 import signal
 from collections.abc import Callable
 
+from apiclub.server.admin import ServerAdmin
 from apiclub.server.launcher import Server
 from apiclub.settings import Settings
 
@@ -21,6 +22,8 @@ async def run_until_signalled(
     server = Server(settings)
     server.prepare()
     stop = asyncio.Event()
+    admin = ServerAdmin(server, stop) if settings.metrics_port else None
+    server.admin_port = admin.port if admin is not None else None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -31,9 +34,15 @@ async def run_until_signalled(
             on_ready(server)
 
     announcer = asyncio.create_task(announce())
+    admin_stop = asyncio.Event()
+    admin_task = asyncio.create_task(admin.serve(admin_stop)) if admin is not None else None
     try:
         await server.serve(stop.wait)
     finally:
         announcer.cancel()
+        # The admin listener outlives the drain: /livez stays 200 and /readyz 503 until now.
+        admin_stop.set()
+        if admin_task is not None:
+            await admin_task
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

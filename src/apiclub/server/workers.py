@@ -130,6 +130,8 @@ class Supervisor:
         self.announced = False
         self.stopping = False
         self.start_failure: str | None = None
+        self.on_worker_exit: Callable[[int], None] | None = None
+        """Told the pid of each worker that exited (the metrics forget its live gauges)."""
 
     def run(self) -> int:
         """Serve until a stop signal (exit status 0) or a fatal worker failure (1).
@@ -243,6 +245,7 @@ class Supervisor:
         """Replace a worker that exited; False when that must stop everything."""
         dead.process.join()
         dead.ready.close()
+        self._exited(dead)
         self.workers.remove(dead)
         if self.stopping:
             return True
@@ -284,6 +287,10 @@ class Supervisor:
         )
         return True
 
+    def _exited(self, worker: _Worker) -> None:
+        if self.on_worker_exit is not None and worker.process.pid is not None:
+            self.on_worker_exit(worker.process.pid)
+
     def _stop_all(self) -> int:
         """SIGTERM every worker, wait for their graceful stop; 1 if any failed or hung."""
         for worker in self.workers:
@@ -297,6 +304,7 @@ class Supervisor:
                 logger.error("worker %d did not stop; killing it", worker.process.pid)
                 worker.process.kill()
                 worker.process.join()
+            self._exited(worker)
             if worker.process.exitcode != 0:
                 how = _describe_exit(worker.process.exitcode)
                 logger.error("worker %d %s while stopping", worker.process.pid, how)
