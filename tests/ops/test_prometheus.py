@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import ssl
 from collections import Counter
@@ -11,7 +12,7 @@ import httpx
 import pytest
 from cryptography import x509
 
-from tests.ops.helpers import Served, free_port, prometheus, served
+from tests.ops.helpers import SHIPPED, Prometheus, Served, free_port, prometheus, served
 from tests.processes import run_apiclub
 
 pytestmark = pytest.mark.timeout(180)
@@ -87,6 +88,29 @@ def test_counts_by_route_and_status_match_what_was_sent(tmp_path: Path, workers:
         # No ACME here: no renewal attempt, so no failure (the twin of the test below).
         assert prom.query("apiclub_certificate_renewal_attempts_total") == []
         assert prom.values("apiclub_ready", "job") == {"apiclub": 1.0}
+        if workers == 1:
+            check_dashboard(prom)
+
+
+def check_dashboard(prom: Prometheus) -> None:
+    """Every expression of the shipped Grafana dashboard is valid PromQL and names metrics
+    that a running apiclub exports (labelled counters appear at their first sample: ACME
+    renewals, port-80 answers, database refusals are absent here)."""
+    dashboard = json.loads((SHIPPED / "grafana-dashboard.json").read_text())
+    exported = {s["metric"]["__name__"] for s in prom.query('{__name__=~"apiclub_.+"}')}
+    acme_only = {
+        "apiclub_certificate_renewal_consecutive_failures",
+        "apiclub_certificate_renewal_attempts_total",
+        "apiclub_redirect_answers_total",
+        "apiclub_db_unavailable_answers_total",
+    }
+    expressions = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(expressions) >= 12
+    for expr in expressions:
+        concrete = expr.replace("$__rate_interval", "1m").replace("$instance", ".+")
+        prom.query(concrete)  # raises unless Prometheus accepts it
+        for name in re.findall(r"\bapiclub_\w+", expr):
+            assert name in exported | acme_only, f"{name} in the dashboard is not exported"
 
 
 def test_a_wrong_target_is_down_and_counts_nothing(tmp_path: Path) -> None:
