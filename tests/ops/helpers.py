@@ -66,7 +66,8 @@ class Served:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}") as answer:
                 return answer.status, answer.read().decode()
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
+            with exc:
+                return exc.code, exc.read().decode()
 
 
 @contextmanager
@@ -104,11 +105,11 @@ def served(data_dir: Path, *extra: str) -> Iterator[Served]:
         finally:
             if process.poll() is None:
                 process.terminate()
-                try:
-                    process.communicate(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.communicate()
+            try:
+                process.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
 
 
 def shipped_config(target: str, rules: bool = True) -> dict[str, Any]:
