@@ -76,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env({**os.environ, **flag_values(args)})
-        configure_logging(settings.log_level, with_pid=settings.workers > 1)
+        configure_logging(
+            settings.log_level, with_pid=settings.workers > 1, json=settings.log_format == "json"
+        )
         command: Command = args.command
         return command(settings, args)
     except ApiclubError as exc:
@@ -168,8 +170,16 @@ def flag_values(args: argparse.Namespace) -> dict[str, str]:
     return values
 
 
-def configure_logging(level: str, *, with_pid: bool = False) -> None:
-    """Log lines to stderr: time, level, [the process id, with several workers,] logger, message."""
+def configure_logging(level: str, *, with_pid: bool = False, json: bool = False) -> None:
+    """Log lines to stderr: time, level, [the process id, with several workers,] logger, message;
+    or, with `json`, one JSON object per line (`ops.jsonlog`)."""
+    if json:
+        from apiclub.ops.jsonlog import JsonFormatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter(with_pid=with_pid))
+        logging.basicConfig(level=level, handlers=[handler])
+        return
     pid = "[%(process)d] " if with_pid else ""
     logging.basicConfig(
         level=level,
