@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from apiclub.errors import ApiclubError
+from apiclub.errors import ApiclubError, ConfigError
 from apiclub.settings import Settings, TlsMode
 
 if TYPE_CHECKING:
@@ -81,6 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         command: Command = args.command
         return command(settings, args)
+    except ConfigError as exc:
+        if getattr(args, "on_config_error", None) is not None:
+            status: int = args.on_config_error(exc, args)
+            return status
+        sys.stderr.write(f"apiclub: error: {exc}\n")
+        return 1
     except ApiclubError as exc:
         sys.stderr.write(f"apiclub: error: {exc}\n")
         return 1
@@ -89,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`."""
+    """The argument parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`,
+    `check`."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (each also read from its environment variable)")
     for flag, env, text in SETTING_FLAGS:
@@ -118,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         ca_commands, common, "trust", _ca_trust, "install the root in the system trust store"
     )
     _add_certs_commands(commands, common)
+    check = _add_command(
+        commands,
+        common,
+        "check",
+        _check,
+        "check the settings, ports, data, certificates; serve nothing",
+    )
+    check.add_argument("--json", action="store_true", help="print the findings as JSON")
+    check.set_defaults(on_config_error=_check_config_error)
     return parser
 
 
@@ -252,6 +268,23 @@ def _describe_admin(server: Any) -> str:
     host = server.settings.metrics_host
     host = f"[{host}]" if ":" in host else host
     return f"\n  metrics http://{host}:{server.admin_port}/metrics, /livez, /readyz"
+
+
+def _check(settings: Settings, args: argparse.Namespace) -> int:
+    from apiclub.ops.check import report, run_checks
+
+    text, status = report(run_checks(settings), as_json=args.json)
+    sys.stdout.write(text + "\n")
+    return status
+
+
+def _check_config_error(exc: ConfigError, args: argparse.Namespace) -> int:
+    """A bad value is a finding of `apiclub check`, printed like the others."""
+    from apiclub.ops.check import fail, report
+
+    text, status = report([fail("settings", str(exc))], as_json=args.json)
+    sys.stdout.write(text + "\n")
+    return status
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
