@@ -62,6 +62,11 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--metrics-port", "APICLUB_METRICS_PORT", "/metrics, /livez, /readyz port (default 0: off)"),
     ("--metrics-host", "APICLUB_METRICS_HOST", "admin listener address (default 127.0.0.1)"),
     ("--log-format", "APICLUB_LOG_FORMAT", "text or json (one JSON object per line)"),
+    (
+        "--metrics-token-file",
+        "APICLUB_METRICS_TOKEN_FILE",
+        "file holding the bearer token /metrics asks for (needed off loopback)",
+    ),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
 SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})

@@ -7,6 +7,7 @@ decide what counts. The values each setting takes, and their parsers, live in
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -133,6 +134,10 @@ class Settings:
     log_format: str = "text"
     """Log lines (APICLUB_LOG_FORMAT): `text` for people, `json` for one JSON object per line
     with Caddy's access-log field names, for log collectors."""
+    metrics_token_file: Path | None = None
+    """A file holding the bearer token /metrics then asks for (APICLUB_METRICS_TOKEN_FILE);
+    required when APICLUB_METRICS_HOST is not a loopback address. A file, not a value, so the
+    token is on no command line; Prometheus reads it with `authorization: credentials_file`."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -177,12 +182,27 @@ class Settings:
             raise ConfigError(
                 f"APICLUB_METRICS_PORT={self.metrics_port!r} is not a port (0-65535; 0 is off)"
             )
+        self._check_metrics_exposure()
         if self.log_format not in {"text", "json"}:
             raise ConfigError(
                 f"APICLUB_LOG_FORMAT={self.log_format!r} is not one of text, json: give json "
                 "for one JSON object per line"
             )
         self._check_acme()
+
+    def _check_metrics_exposure(self) -> None:
+        if not self.metrics_port or self.metrics_token_file is not None:
+            return
+        try:
+            loopback = ipaddress.ip_address(self.metrics_host).is_loopback
+        except ValueError:
+            loopback = self.metrics_host == "localhost"
+        if not loopback:
+            raise ConfigError(
+                f"APICLUB_METRICS_HOST={self.metrics_host!r} serves /metrics beyond this machine: "
+                "set APICLUB_METRICS_TOKEN_FILE to a file holding a bearer token, or keep "
+                "127.0.0.1"
+            )
 
     def _check_acme(self) -> None:
         url = urlsplit(self.acme_directory)
@@ -279,4 +299,6 @@ class Settings:
             values["metrics_host"] = raw
         if (raw := get("APICLUB_LOG_FORMAT")) is not None:
             values["log_format"] = raw.lower()
+        if (raw := get("APICLUB_METRICS_TOKEN_FILE")) is not None:
+            values["metrics_token_file"] = Path(raw)
         return cls(**values)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import socket
@@ -42,21 +43,31 @@ class AdminApp:
     """The answers of the admin listener."""
 
     def __init__(
-        self, registry: CollectorRegistry, readiness: Readiness, *, metrics_in_thread: bool
+        self,
+        registry: CollectorRegistry,
+        readiness: Readiness,
+        *,
+        metrics_in_thread: bool,
+        token: bytes | None = None,
     ) -> None:
         """Args:
         registry: what /metrics exposes.
         readiness: the /readyz check.
         metrics_in_thread: render /metrics in a thread (the multiprocess collector reads
             files; the API's loop must not wait on them).
+        token: the bearer token /metrics asks for, if any (/livez and /readyz stay open:
+            probes carry no token and learn only "ready or not").
         """
+        self.token = token
         self.registry = registry
         self.readiness = readiness
         self.metrics_in_thread = metrics_in_thread
         self.ready = ReadyCollector()
         registry.register(self.ready)
 
-    async def answer(self, method: str, path: str) -> tuple[int, bytes, bytes]:
+    async def answer(
+        self, method: str, path: str, authorization: bytes = b""
+    ) -> tuple[int, bytes, bytes]:
         """(status, content type, body) for one request."""
         if method not in ("GET", "HEAD"):
             return _json(405, {"detail": f"{method} is not allowed here: use GET"})
@@ -68,6 +79,10 @@ class AdminApp:
                 return _json(200, {"status": "ready"})
             return _json(503, {"status": "not ready", "detail": reason})
         if path == "/metrics":
+            if self.token is not None and not hmac.compare_digest(
+                authorization, b"Bearer " + self.token
+            ):
+                return _json(401, {"detail": "/metrics needs Authorization: Bearer <token>"})
             await self._check()  # apiclub_ready: what /readyz would answer now
             if self.metrics_in_thread:
                 body = await asyncio.to_thread(generate_latest, self.registry)
@@ -107,8 +122,8 @@ async def serve_admin(app: AdminApp, sock: socket.socket, stop: asyncio.Event) -
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
-            method, path = _request_line(head)
-            status, content_type, body = await app.answer(method, path)
+            method, path, authorization = _parse_head(head)
+            status, content_type, body = await app.answer(method, path, authorization)
             if method == "HEAD":
                 length, body = len(body), b""
             else:
@@ -141,12 +156,19 @@ async def serve_admin(app: AdminApp, sock: socket.socket, stop: asyncio.Event) -
             await asyncio.wait_for(server.wait_closed(), 1.0)
 
 
-def _request_line(head: bytes) -> tuple[str, str]:
-    line = head.split(b"\r\n", 1)[0].decode("ascii")
+def _parse_head(head: bytes) -> tuple[str, str, bytes]:
+    """Method, path and the Authorization header's value; ValueError when malformed."""
+    first, *fields = head.rstrip(b"\r\n").split(b"\r\n")
+    line = first.decode("ascii")
     method, target, version = line.split(" ")
     if not version.startswith("HTTP/1."):
         raise ValueError(line)
-    return method, target.split("?", 1)[0]
+    authorization = b""
+    for field in fields:
+        name, _, value = field.partition(b":")
+        if name.strip().lower() == b"authorization":
+            authorization = value.strip()
+    return method, target.split("?", 1)[0], authorization
 
 
 class AdminThread:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
+from apiclub.errors import ConfigError
 from apiclub.ops.admin import AdminApp, AdminThread, Readiness, serve_admin
 from apiclub.ops.certificates import CertificateCollector
 from apiclub.ops.metrics import Metrics
@@ -44,6 +45,27 @@ def bind_admin_socket(settings: Settings) -> socket.socket:
     return bind_socket(settings.metrics_host, settings.metrics_port, option=OPTION)
 
 
+def read_token(settings: Settings) -> bytes | None:
+    """The bearer token of APICLUB_METRICS_TOKEN_FILE, if set.
+
+    Raises:
+        ConfigError: the file cannot be read or is empty.
+    """
+    path = settings.metrics_token_file
+    if path is None:
+        return None
+    try:
+        token = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"APICLUB_METRICS_TOKEN_FILE={str(path)!r}: {exc.strerror}") from None
+    if not token or any(b < 0x21 or b > 0x7E for b in token):
+        raise ConfigError(
+            f"APICLUB_METRICS_TOKEN_FILE={str(path)!r} holds no usable token: write one line "
+            "of printable characters, e.g. `openssl rand -hex 32 > FILE`"
+        )
+    return token
+
+
 def _add_certificates(registry: CollectorRegistry, settings: Settings) -> None:
     if settings.tls is not TlsMode.OFF or settings.manage_certs:
         registry.register(CertificateCollector(settings.data_dir, settings.domains))
@@ -55,11 +77,17 @@ class ServerAdmin:
     def __init__(self, server: Server, stop: asyncio.Event) -> None:
         self.server = server
         self.stop = stop
+        token = read_token(server.settings)
         self.socket = bind_admin_socket(server.settings)
         if server.metrics is None:
             server.metrics = Metrics()
         _add_certificates(server.metrics.registry, server.settings)
-        self.app = AdminApp(server.metrics.registry, self.readiness, metrics_in_thread=False)
+        self.app = AdminApp(
+            server.metrics.registry,
+            self.readiness,
+            metrics_in_thread=False,
+            token=token,
+        )
 
     @property
     def port(self) -> int:
@@ -89,6 +117,7 @@ class SupervisorAdmin:
     def __init__(self, supervisor: Supervisor) -> None:
         settings = supervisor.settings
         self.supervisor = supervisor
+        token = read_token(settings)
         self.socket = bind_admin_socket(settings)
         self.directory = prepare_multiprocess()
         registry = multiprocess_registry(self.directory)
@@ -98,7 +127,8 @@ class SupervisorAdmin:
         )
         readiness: Readiness = self.readiness
         self.thread = AdminThread(
-            AdminApp(registry, readiness, metrics_in_thread=True), self.socket
+            AdminApp(registry, readiness, metrics_in_thread=True, token=token),
+            self.socket,
         )
         supervisor.on_worker_exit = self.worker_exited
 
