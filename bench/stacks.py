@@ -6,7 +6,7 @@
 | b | `apiclub serve` as shipped | apiclub's local CA (ECDSA P-256) |
 | b_rsa | `apiclub serve --tls files` with (a)'s certificate: the same-certificate row | RSA-2048 |
 | b_w2 | `apiclub serve --workers 2` | apiclub's local CA (ECDSA P-256) |
-| b_m | `apiclub serve --metrics-port P`: (b) with metrics, request ids | apiclub's local CA (ECDSA P-256) |
+| b_m | `apiclub serve --metrics-port P`: (b) with metrics on | apiclub's local CA |
 | c | the tutorial's nginx -> uvicorn -> apiclub's Litestar app | RSA-2048 |
 | d | the nginx profile: deploy/nginx as shipped -> `apiclub serve --tls off` | apiclub's local CA |
 | e | nginx `return 200`: the ceiling, no application | RSA-2048 |
