@@ -247,7 +247,7 @@ def describe_listeners(server: object) -> str:
     if not server.tls_enabled:
         return (
             f"apiclub serving http://{host}:{server.api_port}/ (TLS off: behind a proxy)"
-            + _describe_admin(server)
+            + server.admin_banner()
             + "\n"
         )
     lines = [f"apiclub serving https://{host}:{server.api_port}/"]
@@ -264,32 +264,20 @@ def describe_listeners(server: object) -> str:
         lines.append(f"  certificates from the local CA: {root}")
         lines.append(f"  trust it: curl --cacert {root} https://{host}:{server.api_port}/")
         lines.append("  or install it system-wide: apiclub ca trust")
-    return "\n".join(lines) + _describe_admin(server) + "\n"
-
-
-def _describe_admin(server: Any) -> str:
-    if server.admin_port is None:
-        return ""
-    host = server.settings.metrics_host
-    host = f"[{host}]" if ":" in host else host
-    return f"\n  metrics http://{host}:{server.admin_port}/metrics, /livez, /readyz"
+    return "\n".join(lines) + server.admin_banner() + "\n"
 
 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
-    from apiclub.ops.check import report, run_checks
+    from apiclub.ops.check import print_report, run_checks
 
-    text, status = report(run_checks(settings), as_json=args.json)
-    sys.stdout.write(text + "\n")
-    return status
+    return print_report(run_checks(settings), as_json=args.json)
 
 
 def _check_config_error(exc: ConfigError, args: argparse.Namespace) -> int:
     """A bad value is a finding of `apiclub check`, printed like the others."""
-    from apiclub.ops.check import fail, report
+    from apiclub.ops.check import fail, print_report
 
-    text, status = report([fail("settings", str(exc))], as_json=args.json)
-    sys.stdout.write(text + "\n")
-    return status
+    return print_report([fail("settings", str(exc))], as_json=args.json)
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:

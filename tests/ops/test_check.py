@@ -26,7 +26,9 @@ def check(data: Path, *args: str) -> tuple[int, list[str]]:
     ports = ("--https-port", str(free_port()), "--http-port", "0")
     result = run_apiclub("check", *ports, *args, data_dir=data)
     assert result.stderr == "", result.stderr
-    return result.returncode, result.stdout.splitlines()
+    lines = result.stdout.splitlines()
+    assert all(line[:5] in ("OK   ", "WARN ", "FAIL ") for line in lines), "one line per finding"
+    return result.returncode, lines
 
 
 def lines_with(lines: list[str], level: str, text: str) -> list[str]:
@@ -147,7 +149,9 @@ def test_a_corrupt_database_fails_and_a_sound_one_passes(migrated: Path) -> None
             )
     connection.close()
     raw = bytearray(database.read_bytes())
-    raw[page_size + 8 : 2 * page_size] = b"\xff" * (page_size - 8)  # page 2's cells garbled
+    for page in range(1, len(raw) // page_size):  # every page after the schema garbled
+        start = page * page_size + 8
+        raw[start : (page + 1) * page_size] = b"\xff" * (page_size - 8)
     database.write_bytes(bytes(raw))
     status, lines = check(migrated)
     assert status == 1

@@ -69,3 +69,20 @@ def test_an_empty_token_file_stops_the_start(tmp_path: Path) -> None:
         .splitlines()[-1]
         .startswith(f"apiclub: error: APICLUB_METRICS_TOKEN_FILE='{empty}' holds no usable token")
     ), result.stderr
+
+
+def test_a_taken_metrics_port_stops_the_start_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for workers in ("1", "2"):
+            result = run_apiclub(
+                "serve", "--https-port", "0", "--http-port", "0", "--metrics-port", str(port),
+                "--workers", workers, data_dir=tmp_path / "data",
+            )  # fmt: skip
+            assert result.returncode == 1
+            last = result.stderr.strip().splitlines()[-1]
+            assert last.startswith("apiclub: error:") and "--metrics-port" in last, result.stderr

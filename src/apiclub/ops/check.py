@@ -16,6 +16,7 @@ import socket
 import sqlite3
 import ssl
 import stat
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -46,7 +47,9 @@ class Finding:
     detail: str
 
     def line(self) -> str:
-        return f"{self.level.upper():4} {self.subject}: {self.detail}"
+        """One line, whatever the detail holds (SQLite's integrity report spans several)."""
+        detail = " ".join(self.detail.split())
+        return f"{self.level.upper():4} {self.subject}: {detail}"
 
 
 def ok(subject: str, detail: str) -> Finding:
@@ -71,6 +74,13 @@ def run_checks(settings: Settings) -> list[Finding]:
     findings += check_acme_account(settings)
     findings += check_proxies(settings)
     return findings
+
+
+def print_report(findings: list[Finding], *, as_json: bool) -> int:
+    """Print the findings on stdout; return the exit status."""
+    text, status = report(findings, as_json=as_json)
+    sys.stdout.write(text + "\n")
+    return status
 
 
 def report(findings: list[Finding], *, as_json: bool) -> tuple[str, int]:
@@ -214,7 +224,7 @@ def check_database(settings: Settings) -> Iterator[Finding]:
         yield fail(subject, f"cannot be read ({exc}): restore it from a backup")
         return
     if result != [("ok",)]:
-        problems = "; ".join(str(row[0]) for row in result[:3])
+        problems = "; ".join(" ".join(str(row[0]).split()) for row in result[:3])
         yield fail(subject, f"integrity check failed ({problems}): restore it from a backup")
         return
     yield ok(subject, "opens, integrity ok")

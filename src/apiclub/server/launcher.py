@@ -13,13 +13,12 @@ import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from hypercorn.asyncio import serve as hypercorn_serve
 
 from apiclub.api import create_app
 from apiclub.observe import subscribe
-from apiclub.ops.metrics import Metrics
 from apiclub.server.asgi import ASGIApp
 from apiclub.server.config import ListenerConfig, create_listener_config
 from apiclub.server.hosts import HostCheckMiddleware
@@ -38,6 +37,9 @@ from apiclub.server.sockets import bind_socket
 from apiclub.server.tls_handshakes import count_handshake_failures
 from apiclub.settings import HstsMode, Settings, TlsMode
 from apiclub.tls import CertManager
+
+if TYPE_CHECKING:
+    from apiclub.ops.metrics import Metrics
 
 logger = logging.getLogger("apiclub.server")
 
@@ -103,6 +105,14 @@ class Server:
     def redirect_port(self) -> int | None:
         """The port of the redirect listener, or None when it is off."""
         return self._redirect_port
+
+    def admin_banner(self) -> str:
+        """The start banner's line for the admin listener; empty when it is off."""
+        if self.admin_port is None:
+            return ""
+        host = self.settings.metrics_host
+        host = f"[{host}]" if ":" in host else host
+        return f"\n  metrics http://{host}:{self.admin_port}/metrics, /livez, /readyz"
 
     def prepare(self) -> None:
         """Make certificates ready and bind the sockets.
@@ -192,6 +202,8 @@ class Server:
     def _metrics(self) -> Metrics | None:
         """Make this process's metrics when the admin listener is on, and let them observe."""
         if self.metrics is None and self.settings.metrics_port:
+            from apiclub.ops.metrics import Metrics  # prometheus-client: only when asked
+
             self.metrics = Metrics()
         if self.metrics is not None and self._unsubscribe is None:
             count_handshake_failures()

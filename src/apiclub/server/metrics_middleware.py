@@ -17,13 +17,16 @@ import re
 import time
 import uuid
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from apiclub.ops.metrics import Metrics
 from apiclub.server.asgi import ASGIApp, Message, Receive, Scope, Send
 from apiclub.settings import ProxyNetwork, Settings
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """Methods counted by name; any other counts as `other` (a client picks the method)."""
+if TYPE_CHECKING:
+    from apiclub.ops.metrics import Metrics
+
 REQUEST_ID_KEY = "apiclub.request_id"
 UNMATCHED = "unmatched"
 _VALID_ID = re.compile(rb"[A-Za-z0-9._:+/=-]{1,128}")

@@ -6,7 +6,6 @@ import asyncio
 import signal
 from collections.abc import Callable
 
-from apiclub.server.admin import ServerAdmin
 from apiclub.server.launcher import Server
 from apiclub.settings import Settings
 
@@ -22,7 +21,15 @@ async def run_until_signalled(
     server = Server(settings)
     server.prepare()
     stop = asyncio.Event()
-    admin = ServerAdmin(server, stop) if settings.metrics_port else None
+    admin = None
+    if settings.metrics_port:
+        from apiclub.server.admin import ServerAdmin  # prometheus-client: only when asked
+
+        try:
+            admin = ServerAdmin(server, stop)
+        except BaseException:
+            server.close()
+            raise
     server.admin_port = admin.port if admin is not None else None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
