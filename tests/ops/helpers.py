@@ -112,9 +112,14 @@ def served(data_dir: Path, *extra: str) -> Iterator[Served]:
                 process.communicate()
 
 
-def shipped_config(target: str, rules: bool = True) -> dict[str, Any]:
-    """The shipped scrape configuration, pointed at `target`, scraping every second."""
+def shipped_config(
+    target: str, rules: bool = True, token_file: Path | None = None
+) -> dict[str, Any]:
+    """The shipped scrape configuration, pointed at `target`, scraping every second (with the
+    README's `authorization: credentials_file` when a token file is given)."""
     config = yaml.safe_load((SHIPPED / "prometheus.yml").read_text())
+    if token_file is not None:
+        config["scrape_configs"][0]["authorization"] = {"credentials_file": str(token_file)}
     config["global"]["scrape_interval"] = "1s"
     config["global"]["evaluation_interval"] = "1s"
     config["scrape_configs"][0]["static_configs"][0]["targets"] = [target]
@@ -162,10 +167,10 @@ class Prometheus:
 
 
 @contextmanager
-def prometheus(tmp_path: Path, target: str) -> Iterator[Prometheus]:
+def prometheus(tmp_path: Path, target: str, token_file: Path | None = None) -> Iterator[Prometheus]:
     binary = need_tool("prometheus")
     config = tmp_path / "prometheus.yml"
-    config.write_text(yaml.safe_dump(shipped_config(target)))
+    config.write_text(yaml.safe_dump(shipped_config(target, token_file=token_file)))
     port = free_port()
     log = (tmp_path / "prometheus.log").open("wb")
     process = subprocess.Popen(

@@ -10,7 +10,7 @@ import pytest
 
 from apiclub.errors import ConfigError
 from apiclub.settings import Settings
-from tests.ops.helpers import served
+from tests.ops.helpers import prometheus, served
 from tests.processes import run_apiclub
 
 pytestmark = pytest.mark.timeout(120)
@@ -86,3 +86,20 @@ def test_a_taken_metrics_port_stops_the_start_in_one_line(tmp_path: Path) -> Non
             assert result.returncode == 1
             last = result.stderr.strip().splitlines()[-1]
             assert last.startswith("apiclub: error:") and "--metrics-port" in last, result.stderr
+
+
+@pytest.mark.parametrize("with_token", [True, False])
+def test_prometheus_scrapes_with_the_token_file(tmp_path: Path, with_token: bool) -> None:
+    """The README's scrape setting works; without it the target is down (the twin)."""
+    token_file = tmp_path / "metrics-token"
+    token_file.write_text("c0ffee" * 8 + "\n")
+    with (
+        served(tmp_path / "data", "--metrics-token-file", str(token_file)) as api,
+        prometheus(
+            tmp_path, f"127.0.0.1:{api.admin_port}", token_file if with_token else None
+        ) as prom,
+    ):
+        result = prom.wait_for("up", lambda r: bool(r))
+        up = [float(s["value"][1]) for s in result]
+        assert up == ([1.0] if with_token else [0.0])
+        assert bool(prom.query("apiclub_build_info")) is with_token

@@ -85,3 +85,16 @@ def test_readyz_answers_200_when_serving(tmp_path: Path) -> None:
             urllib.request.urlopen(request, timeout=2)  # noqa: S310
         refused.value.close()
         assert refused.value.code == 405
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_readyz_is_503_when_the_database_does_not_answer(tmp_path: Path, workers: int) -> None:
+    data = tmp_path / "data"
+    with served(data, "--workers", str(workers)) as api:
+        assert probe(api.admin_port, "/readyz") == 200
+        for name in ("api.db", "api.db-wal", "api.db-shm"):
+            (data / name).unlink(missing_ok=True)
+        status, body = api.admin("/readyz")
+        assert status == 503, body
+        assert "the database does not answer" in body
+        assert probe(api.admin_port, "/livez") == 200, "alive: only not ready"
