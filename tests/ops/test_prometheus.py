@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import ssl
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -123,6 +124,7 @@ def test_a_wrong_target_is_down_and_counts_nothing(tmp_path: Path) -> None:
 def test_unreachable_acme_raises_the_failure_counter(tmp_path: Path) -> None:
     data = tmp_path / "data"
     closed = free_port()  # nothing listens there: every order fails to connect
+    started = time.time()
     with (
         served(
             data,
@@ -147,3 +149,10 @@ def test_unreachable_acme_raises_the_failure_counter(tmp_path: Path) -> None:
         assert prom.values("apiclub_certificate_renewal_last_success", "name") == {
             "app.example.com": 0.0
         }
+        last = prom.values("apiclub_certificate_renewal_last_attempt_timestamp_seconds", "name")
+        assert started <= last["app.example.com"] <= time.time()
+        orders = prom.query("apiclub_acme_order_duration_seconds_count")
+        assert float(orders[0]["value"][1]) >= 1
+        # The stand-in serves meanwhile, from the local CA: the issuer label says so.
+        info = prom.query('apiclub_certificate_info{name="app.example.com"}')
+        assert [s["metric"]["issuer"].startswith("apiclub local CA") for s in info] == [True]
