@@ -100,3 +100,24 @@ def test_no_database_password_in_json_lines(tmp_path: Path, postgres_url: str) -
     assert any("postgresql://" in r["msg"] for r in records), "the database is named..."
     assert password not in log, "...without its password"
     assert TOKEN not in log
+
+
+def test_app_lines_logged_while_answering_carry_the_request_id(tmp_path: Path) -> None:
+    from tests.ops.test_check import unwritable
+
+    data = tmp_path / "data"
+    with served(data, "--log-format", "json") as api:
+        context = api.client_context()
+        with httpx.Client(verify=context, base_url=f"https://localhost:{api.port}") as client:
+            assert client.post("/task/", json={"name": "before"}).status_code == 201
+            with unwritable(data / "api.db"):
+                refused = client.post("/task/", json={"name": "refused"})
+        log = stopped_log(api)
+    assert refused.status_code == 503, refused.text
+    request_id = refused.headers["x-request-id"]
+    records = parsed(log)
+    joined = [r for r in records if r.get("request_id") == request_id]
+    loggers = {r["logger"] for r in joined}
+    assert "apiclub.access" in loggers
+    assert loggers - {"apiclub.access"}, f"an application line with the id: {joined}"
+    assert all("request_id" not in r for r in records if r["logger"] == "apiclub.db.database")

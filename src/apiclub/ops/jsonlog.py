@@ -11,12 +11,18 @@ as in the text format.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from typing import Any
 
 ACCESS_FIELD = "access"
 """The `extra=` key whose dict of fields an access line merges into its object."""
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "apiclub_request_id", default=None
+)
+"""The id of the request being answered (set by the request middleware): application lines
+logged while answering it carry it as `request_id`, so they join their access line."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,6 +41,8 @@ class JsonFormatter(logging.Formatter):
         }
         if self.with_pid:
             line["pid"] = record.process
+        if (request_id := REQUEST_ID.get()) is not None:
+            line["request_id"] = request_id
         fields = getattr(record, ACCESS_FIELD, None)
         if isinstance(fields, dict):
             line.update(fields)

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from apiclub.ops.jsonlog import REQUEST_ID
 from apiclub.server.asgi import ASGIApp, Message, Receive, Scope, Send
 from apiclub.settings import ProxyNetwork, Settings
 
@@ -49,6 +50,7 @@ class RequestMetricsMiddleware:
             return
         request_id = self._request_id(scope)
         scope[REQUEST_ID_KEY] = request_id
+        REQUEST_ID.set(request_id)  # this request's task: its log lines carry the id
         header = (b"x-request-id", request_id.encode("ascii"))
         status = 500  # an app that raised before answering: Hypercorn sends a 500
 
