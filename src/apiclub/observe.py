@@ -12,7 +12,9 @@ Events and their fields (the contract between emitters and `ops.metrics`):
 - `cert.renewal`: `name`, `ok` (bool), `failures` (consecutive, after this attempt),
   `seconds` (the order's duration), `at` (unix time of the attempt).
 - `redirect.answer`: `kind`, one of "redirect", "refused", "challenge".
-- `auth.rejected`: `reason` (for the bearer tokens of `api/auth.py`).
+
+Rate-limit (429) and auth (401) refusals need no event: the request metrics count them by
+their status, so bearer tokens (`api/auth.py`) are counted once they answer 401.
 """
 
 from __future__ import annotations
