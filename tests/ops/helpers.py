@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -22,6 +20,7 @@ import pytest
 import yaml
 
 from tests.processes import BANNER, start_apiclub
+from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "deploy" / "prometheus"
@@ -29,14 +28,8 @@ ADMIN = "metrics http://127.0.0.1:"
 
 
 def need_tool(name: str) -> str:
-    """The tool's path; a missing tool fails under CI=true and skips elsewhere."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (Debian: apt-get install prometheus)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    """The tool's path; a missing tool fails under CI=true and skips elsewhere (tests.tools)."""
+    return require_tool(name, "prometheus")
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import sqlite3
 import subprocess
@@ -18,6 +17,7 @@ import trustme
 
 from tests.ops.helpers import free_port, served
 from tests.processes import run_apiclub
+from tests.tools import require_tool
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -109,9 +109,7 @@ def unwritable(path: Path) -> Iterator[None]:
         yield
         path.chmod(0o700)
         return
-    chattr = shutil.which("chattr")
-    if chattr is None:
-        pytest.fail("chattr (e2fsprogs) is needed to make a directory unwritable for root")
+    chattr = require_tool("chattr", "e2fsprogs")
     subprocess.run([chattr, "+i", str(path)], check=True)
     try:
         yield

@@ -24,11 +24,11 @@ from pathlib import Path
 
 from cryptography import x509
 
+from apiclub.names import is_local_name
 from apiclub.settings import Settings, TlsMode
 from apiclub.tls.acme_basics import directory_id
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.live import LIVE_DIR
-from apiclub.tls.names import is_local_name
 
 WARN_DAYS = 7
 """A certificate with fewer days left, and under a third of its life, is reported (the shipped
@@ -338,11 +338,12 @@ def check_acme_account(settings: Settings) -> Iterator[Finding]:
     )
     if not acme:
         return
-    account = settings.data_dir / "acme" / directory_id(settings.acme_directory) / "account.json"
-    if account.is_file():
-        yield ok("acme account", f"present for {settings.acme_directory}")
-    else:
-        yield warn("acme account", f"none yet for {settings.acme_directory}: registered at start")
+    for directory in settings.acme_directories:  # a fallback CA has an account of its own
+        account = settings.data_dir / "acme" / directory_id(directory) / "account.json"
+        if account.is_file():
+            yield ok("acme account", f"present for {directory}")
+        else:
+            yield warn("acme account", f"none yet for {directory}: registered at the first order")
 
 
 def check_proxies(settings: Settings) -> Iterator[Finding]:
