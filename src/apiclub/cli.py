@@ -23,7 +23,8 @@ from apiclub.cli_ca import add_ca_commands
 from apiclub.cli_serve import reload_command, serve_command
 from apiclub.cli_tokens import add_tokens_commands
 from apiclub.env_file import read_env_file
-from apiclub.errors import ApiclubError
+from apiclub.errors import ApiclubError, ConfigError
+from apiclub.ops.check_command import add_check_command
 from apiclub.settings import Settings
 
 if TYPE_CHECKING:
@@ -91,6 +92,14 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "APICLUB_REPLICATE_ENV_FILE",
         "NAME=value lines for Litestream's environment (S3 keys), never on the command line",
     ),
+    ("--metrics-port", "APICLUB_METRICS_PORT", "/metrics, /livez, /readyz port (default 0: off)"),
+    ("--metrics-host", "APICLUB_METRICS_HOST", "admin listener address (default 127.0.0.1)"),
+    ("--log-format", "APICLUB_LOG_FORMAT", "text or json (one JSON object per line)"),
+    (
+        "--metrics-token-file",
+        "APICLUB_METRICS_TOKEN_FILE",
+        "file holding the bearer token /metrics asks for (needed off loopback)",
+    ),
     ("--env-file", "APICLUB_ENV_FILE", "KEY=VALUE settings file, read again at each reload"),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
@@ -108,9 +117,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = arguments
     try:
         settings = Settings.from_env(environment(args))
-        configure_logging(settings.log_level, with_pid=settings.workers > 1)
+        configure_logging(
+            settings.log_level, with_pid=settings.workers > 1, json=settings.log_format == "json"
+        )
         command: Command = args.command
         return command(settings, args)
+    except ConfigError as exc:
+        if getattr(args, "on_config_error", None) is not None:
+            status: int = args.on_config_error(exc, args)
+            return status
+        sys.stderr.write(f"apiclub: error: {exc}\n")
+        return 1
     except ApiclubError as exc:
         from apiclub.server.inherited_sockets import report_failure
 
@@ -123,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`, `tokens`."""
+    """The parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`, `tokens`,
+    `backup`, `check`."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (each also read from its environment variable)")
     for flag, env, text in SETTING_FLAGS:
@@ -154,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_certs_commands(commands, common)
     add_tokens_commands(commands, common, _add_command)
     add_backup_commands(commands, functools.partial(_add_command, commands, common))
+    add_check_command(functools.partial(_add_command, commands, common))
     return parser
 
 
@@ -214,8 +233,16 @@ def flag_values(args: argparse.Namespace) -> dict[str, str]:
     return values
 
 
-def configure_logging(level: str, *, with_pid: bool = False) -> None:
-    """Log lines to stderr: time, level, [the process id, with several workers,] logger, message."""
+def configure_logging(level: str, *, with_pid: bool = False, json: bool = False) -> None:
+    """Log lines to stderr: time, level, [the process id, with several workers,] logger, message;
+    or, with `json`, one JSON object per line (`ops.jsonlog`)."""
+    if json:
+        from apiclub.ops.jsonlog import JsonFormatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter(with_pid=with_pid))
+        logging.basicConfig(level=level, handlers=[handler])
+        return
     pid = "[%(process)d] " if with_pid else ""
     logging.basicConfig(
         level=level,

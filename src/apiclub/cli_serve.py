@@ -25,19 +25,28 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
     # last sync has the last commits). The parent holds the serving lock for its whole life:
     # while workers are replaced, `apiclub restore` must still be refused.
     companions = BackupCompanions(settings)
+    admin = None
+    if settings.metrics_port:
+        from apiclub.server.admin import ParentAdmin  # prometheus-client: only when asked
+
+        # Before the workers exist: they inherit the multiprocess directory it names.
+        admin = ParentAdmin(settings)
 
     def announce(banner: str) -> None:
         companions.start()
-        sys.stdout.write(banner)
+        sys.stdout.write(banner + (admin.banner() if admin is not None else ""))
         sys.stdout.flush()
 
     # Each worker is a fresh interpreter running this command line (generations.py).
     command = ["-m", "apiclub", *args.argv]
     lock = ServingLock(serving_lock_path(settings))
     try:
-        return Generations(settings, command, os.environ, on_ready=announce).run()
+        generations = Generations(settings, command, os.environ, on_ready=announce)
+        return generations.run() if admin is None else admin.run(generations)
     finally:
         companions.stop()
+        if admin is not None:
+            admin.close()
         lock.release()
 
 

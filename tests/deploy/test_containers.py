@@ -288,7 +288,7 @@ def replica_get(port: int, path: str) -> httpx.Response:
 
 @pytest.fixture
 def project(images: Images, tmp_path: Path) -> Iterator[Project]:
-    https_port, http_port, api_port, api_port_2, postgres_port = free_ports(5)
+    https_port, http_port, api_port, api_port_2, postgres_port, *metrics = free_ports(8)
     name = f"apiclub-e2e-{os.getpid()}"
     project = Project(name, tmp_path, https_port, http_port, (api_port, api_port_2), postgres_port)
     project.write_env(
@@ -301,6 +301,9 @@ def project(images: Images, tmp_path: Path) -> Iterator[Project]:
         E2E_API_PORT=str(api_port),
         E2E_API_PORT_2=str(api_port_2),
         E2E_POSTGRES_PORT=str(postgres_port),
+        E2E_METRICS_PORT=str(metrics[0]),
+        E2E_METRICS_PORT_1=str(metrics[1]),
+        E2E_METRICS_PORT_2=str(metrics[2]),
         # On the host's network the replicas of one service would share a port: one each.
         API_REPLICAS="1",
         E2E_UPSTREAM=f"127.0.0.1:{api_port}",

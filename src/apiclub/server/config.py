@@ -17,6 +17,7 @@ from hypercorn.config import Config, Sockets
 from apiclub.server.access_log import AccessLogger
 from apiclub.server.h11_coalesce import coalesce_h11_head_and_body
 from apiclub.server.hypercorn_fixes import apply_hypercorn_fixes
+from apiclub.server.json_access_log import JsonAccessLogger
 from apiclub.server.sockets import BACKLOG
 from apiclub.server.tls_buffers import shrink_tls_read_buffers
 from apiclub.settings import ProxyNetwork, Settings
@@ -94,7 +95,7 @@ def create_listener_config(
     config.accesslog = logging.getLogger("apiclub.access")
     config.errorlog = logging.getLogger("apiclub.server")
     config.access_log_format = ACCESS_LOG_FORMAT
-    config.logger_class = AccessLogger
+    config.logger_class = JsonAccessLogger if settings.log_format == "json" else AccessLogger
     config.graceful_timeout = settings.grace_period
     config.backlog = BACKLOG
     # Hypercorn sends `server: hypercorn-h11` by default; do not advertise the stack.

@@ -105,6 +105,7 @@ class Generations:
         self.stopping = False
         self.reload_requested = False
         self.start_failure: str | None = None
+        self.on_worker_exit: Callable[[int], None] | None = None
         self._wakeup = self._wakeup_writer = -1
 
     def run(self) -> int:
@@ -170,7 +171,7 @@ class Generations:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             theirs.close()
-        return Worker(pid, self.generation, ours, os.pidfd_open(pid))
+        return Worker(pid, self.generation, ours, os.pidfd_open(pid), on_exit=self.on_worker_exit)
 
     def _start_first(self) -> int:
         """Start the workers: the first alone (it applies migrations, makes the local CA),

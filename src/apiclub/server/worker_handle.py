@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
@@ -68,6 +68,8 @@ class Worker:
     failure: str | None = None
     banner: str = ""
     exitcode: int | None = None
+    on_exit: Callable[[int], None] | None = None
+    """Told this worker's pid once it is reaped (the metrics forget its live gauges)."""
 
     @property
     def is_ready(self) -> bool:
@@ -83,6 +85,8 @@ class Worker:
         self.exitcode = os.waitstatus_to_exitcode(status)
         os.close(self.sentinel)
         self.ready.close()
+        if self.on_exit is not None:
+            self.on_exit(self.pid)
         return True
 
     def signal(self, signum: int) -> None:
