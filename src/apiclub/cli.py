@@ -123,20 +123,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         command: Command = args.command
         return command(settings, args)
     except ConfigError as exc:
+        # `apiclub check` reports a bad setting as one of its findings.
         if getattr(args, "on_config_error", None) is not None:
             status: int = args.on_config_error(exc, args)
             return status
-        sys.stderr.write(f"apiclub: error: {exc}\n")
-        return 1
+        return _fail(exc)
     except ApiclubError as exc:
-        from apiclub.server.inherited_sockets import report_failure
-
-        # A worker tells its parent, which logs why and what it does next.
-        if not report_failure(os.environ, str(exc)):
-            sys.stderr.write(f"apiclub: error: {exc}\n")
-        return 1
+        return _fail(exc)
     except KeyboardInterrupt:
         return 130
+
+
+def _fail(exc: ApiclubError) -> int:
+    from apiclub.server.inherited_sockets import report_failure
+
+    # A worker tells its parent, which logs why and what it does next.
+    if not report_failure(os.environ, str(exc)):
+        sys.stderr.write(f"apiclub: error: {exc}\n")
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
