@@ -1,9 +1,10 @@
 """Exception handlers: every error answers JSON `{"status_code", "detail", "extra"}`.
 
 - `HTTPException` (validation, 404, 405, 413 ...): its status and detail; 5xx details hidden.
-- SQLite busy beyond the timeout, read-only, full or unreachable, or the database file
-  deleted or replaced under the server: 503 with `Retry-After`, since waiting or an operator
-  can fix it (RFC 9110 15.6.4); never an answer from the wrong file.
+- SQLite busy beyond the timeout, a read stopped at its deadline (`db.deadline`), read-only,
+  full or unreachable, or the database file deleted or replaced under the server: 503 with
+  `Retry-After`, since waiting or an operator can fix it (RFC 9110 15.6.4); never an answer
+  from the wrong file.
 - PostgreSQL down, restarting, unreachable, out of connections or past the command timeout
   (`apiclub.db.unavailable_reason`): the same 503; the pool reconnects once it is back.
 - Anything else: 500 `Internal Server Error`, logged with its traceback, never sent.
@@ -42,6 +43,8 @@ _UNAVAILABLE = {
     sqlite3.SQLITE_IOERR: "the database cannot be read or written",
     sqlite3.SQLITE_FULL: "the database disk is full",
     sqlite3.SQLITE_CANTOPEN: "the database file cannot be opened",
+    # `db.deadline`: a read ran past its time limit and was stopped, freeing its reader.
+    sqlite3.SQLITE_INTERRUPT: "the query took too long and was stopped",
 }
 
 
