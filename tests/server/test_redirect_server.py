@@ -250,3 +250,36 @@ async def test_stop_cuts_what_remains_after_the_grace_period() -> None:
         await asyncio.wait_for(server.task, timeout=10)
         assert await closed(reader)
         writer.close()
+
+
+CHUNKED_HEAD = b"POST /t HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+async def test_a_trailer_past_the_head_limit_is_431_and_closed() -> None:
+    # Issue 14: a trailer field fed for ever (64 MiB took 7.5 s of CPU); here 1 MiB of it.
+    async with listening() as server:
+        reader, writer = await server.connect(CHUNKED_HEAD + b"3\r\nabc\r\n0\r\nX-Pad: ")
+        sent, answer = 0, b""
+        while sent < 1024 * 1024 and not answer:
+            writer.write(b"y" * 4096)
+            sent += 4096
+            await writer.drain()
+            # Stop sending once answered: bytes the server never reads would reset the answer.
+            with contextlib.suppress(TimeoutError):
+                answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.02)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 431 "), (sent, answer)
+    assert sent <= 24 * 1024  # cut within a slice of the 16 KiB limit
+    body = await reader.read()
+    assert b"trailers exceed 16384 bytes" in body
+
+
+async def test_trailers_within_the_limit_are_ignored_even_a_host() -> None:
+    async with listening() as server:
+        trailers = b"0\r\nHost: evil.example\r\nX-Pad: " + b"y" * 8000 + b"\r\n\r\n"
+        reader, writer = await server.connect(CHUNKED_HEAD + b"3\r\nabc\r\n" + trailers)
+        answer = await read_answer(reader)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 308 "), answer
+    assert b"location: https://localhost:8443/t\r\n" in answer
+    assert b"evil" not in answer

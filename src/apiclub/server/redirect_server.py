@@ -41,6 +41,10 @@ access_logger = logging.getLogger("apiclub.access")
 
 MAX_DISCARDED_BODY = 1024 * KIB
 """A request body (a POST sent to port 80) is dropped; past this the connection is closed."""
+FEED_SLICE = 4 * KIB
+"""Bytes handed to the parser at once. httptools joins a header field's pieces by copying, so
+a field fed whole costs time quadratic in its size; in slices, the limits below are checked
+between them and a field is cut within a slice of MAX_REQUEST_HEAD."""
 
 
 class RedirectProtocol(asyncio.Protocol):
@@ -66,6 +70,8 @@ class RedirectProtocol(asyncio.Protocol):
         self.head_size = 0
         self.host: bytes | None = None
         self.hosts_seen = 0
+        self.framing_bytes = 0
+        self.messages = 0
         self.timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol
@@ -90,10 +96,21 @@ class RedirectProtocol(asyncio.Protocol):
         if self.closing:
             return
         self.last_read = self.loop.time()
+        for start in range(0, len(data), FEED_SLICE):
+            if not self._feed(data[start : start + FEED_SLICE]):
+                return
+
+    def _feed(self, data: bytes) -> bool:
+        """Parse one slice of what was read; False once the connection is being closed."""
+        if self.closing:
+            return False
         if self.reading_head:
             self.head_bytes += len(data)
             if self.head_started is None:
                 self._start_head()
+        # After the head, what is not body is chunk framing or trailers (RFC 9112 7.1.2).
+        after_head = self.in_request and not self.reading_head
+        message, body_before = self.messages, self.body_bytes
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -101,10 +118,22 @@ class RedirectProtocol(asyncio.Protocol):
             self._close()
         except httptools.HttpParserError as exc:
             self._refuse(400, f"malformed HTTP/1.1 request: {exc}")
-            return
+            return False
+        if after_head and self.in_request and message == self.messages:
+            self.framing_bytes += len(data) - (self.body_bytes - body_before)
         # httptools buffers an unfinished header itself: bound what a client may make it hold.
         if self.reading_head and self.head_bytes > MAX_REQUEST_HEAD:
             self._refuse(431, f"request line and headers exceed {MAX_REQUEST_HEAD} bytes")
+        elif self.in_request and self._over_head_limit():
+            self._refuse(431, self._trailers_too_large)
+        return not self.closing
+
+    _trailers_too_large = (
+        f"request line, headers, chunk framing and trailers exceed {MAX_REQUEST_HEAD} bytes"
+    )
+
+    def _over_head_limit(self) -> bool:
+        return self.head_size + self.framing_bytes > MAX_REQUEST_HEAD
 
     def pause_writing(self) -> None:
         # A client that pipelines requests but reads no answers: stop reading until it does.
@@ -126,12 +155,16 @@ class RedirectProtocol(asyncio.Protocol):
         self.host = None
         self.hosts_seen = 0
         self.body_bytes = 0
+        self.framing_bytes = 0
+        self.messages += 1
 
     def on_url(self, url: bytes) -> None:
         self.url += url
         self.head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.reading_head:
+            return  # a trailer field: counted in `framing_bytes`, never used (nor its Host)
         self.head_size += len(name) + len(value) + 4
         if name.lower() == b"host":
             self.hosts_seen += 1
