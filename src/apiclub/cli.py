@@ -59,6 +59,10 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "APICLUB_DATABASE_URL",
         "postgresql://user:password@host:port/db instead of SQLite",
     ),
+    ("--request-timeout", "APICLUB_REQUEST_TIMEOUT", "seconds for a request to arrive (30)"),
+    ("--request-min-rate", "APICLUB_REQUEST_MIN_RATE", "bytes/s extending it (default 1024)"),
+    ("--request-max-time", "APICLUB_REQUEST_MAX_TIME", "seconds at most, any rate (120)"),
+    ("--max-connections", "APICLUB_MAX_CONNECTIONS", "open connections per process (0: auto)"),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
 SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})

@@ -21,6 +21,7 @@ from apiclub.setting_values import (
     LETS_ENCRYPT_DIRECTORY,
     LETS_ENCRYPT_STAGING_DIRECTORY,
     MAX_GRACE_PERIOD,
+    MAX_REQUEST_SECONDS,
     MAX_WORKERS,
     MIB,
     SECONDS,
@@ -124,6 +125,17 @@ class Settings:
     """PostgreSQL to use instead of SQLite (APICLUB_DATABASE_URL,
     `postgresql://user:password@host:port/db`); SQLite at `database_path` when unset. Kept out
     of `repr` because it may hold a password: log `database_label` instead."""
+    request_timeout: float = 30 * SECONDS
+    """Seconds a request's head and body get to arrive, on both listeners
+    (APICLUB_REQUEST_TIMEOUT), from its first byte; `request_min_rate` extends it."""
+    request_min_rate: int = 1024
+    """Bytes per second a slow request must keep (APICLUB_REQUEST_MIN_RATE): each byte received
+    adds 1/rate seconds to `request_timeout`, as Apache's mod_reqtimeout `MinRate`."""
+    request_max_time: float = 120 * SECONDS
+    """Seconds a request may take to arrive whatever its rate (APICLUB_REQUEST_MAX_TIME)."""
+    max_connections: int = 0
+    """Open client connections per process, both listeners together (APICLUB_MAX_CONNECTIONS);
+    past it new ones are closed at once. 0: the open-file limit less a reserve."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -165,6 +177,33 @@ class Settings:
         if self.database_url is not None:
             check_database_url(self.database_url)
         self._check_acme()
+        self._check_request_limits()
+
+    def _check_request_limits(self) -> None:
+        for key, seconds in (
+            ("APICLUB_REQUEST_TIMEOUT", self.request_timeout),
+            ("APICLUB_REQUEST_MAX_TIME", self.request_max_time),
+        ):
+            if not 0 < seconds <= MAX_REQUEST_SECONDS:  # also refuses nan
+                raise ConfigError(
+                    f"{key}={seconds!r} is not a number of seconds above 0 and at most "
+                    f"{MAX_REQUEST_SECONDS:.0f}"
+                )
+        if self.request_max_time < self.request_timeout:
+            raise ConfigError(
+                f"APICLUB_REQUEST_MAX_TIME={self.request_max_time!r} is below "
+                f"APICLUB_REQUEST_TIMEOUT={self.request_timeout!r}: give at least as much"
+            )
+        if self.request_min_rate < 1:
+            raise ConfigError(
+                f"APICLUB_REQUEST_MIN_RATE={self.request_min_rate!r} must be at least 1 "
+                "(bytes per second)"
+            )
+        if self.max_connections < 0:
+            raise ConfigError(
+                f"APICLUB_MAX_CONNECTIONS={self.max_connections!r} must not be negative "
+                "(0 derives it from the open-file limit)"
+            )
 
     def _check_acme(self) -> None:
         url = urlsplit(self.acme_directory)
@@ -255,4 +294,16 @@ class Settings:
             values["workers"] = parse_int("APICLUB_WORKERS", raw)
         if (raw := get("APICLUB_DATABASE_URL")) is not None:
             values["database_url"] = raw
+        for key, name in (
+            ("APICLUB_REQUEST_TIMEOUT", "request_timeout"),
+            ("APICLUB_REQUEST_MAX_TIME", "request_max_time"),
+        ):
+            if (raw := get(key)) is not None:
+                values[name] = parse_seconds(key, raw)
+        for key, name in (
+            ("APICLUB_REQUEST_MIN_RATE", "request_min_rate"),
+            ("APICLUB_MAX_CONNECTIONS", "max_connections"),
+        ):
+            if (raw := get(key)) is not None:
+                values[name] = parse_int(key, raw)
         return cls(**values)  # type: ignore[arg-type]

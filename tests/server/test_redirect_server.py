@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from apiclub.server import redirect_server
+from apiclub.server.limits import ConnectionCap, RequestDeadline
 from apiclub.server.redirect import RedirectApp
 from apiclub.server.sockets import bind_socket
 
@@ -30,11 +31,16 @@ class Listener:
 
 
 @contextlib.asynccontextmanager
-async def listening(grace: float = 5) -> AsyncIterator[Listener]:
+async def listening(
+    grace: float = 5,
+    deadline: RequestDeadline = redirect_server.DEFAULT_DEADLINE,
+    cap: ConnectionCap | None = None,
+) -> AsyncIterator[Listener]:
     sock = bind_socket("127.0.0.1", 0, option="test")
     stop = asyncio.Event()
     app = RedirectApp(HOSTS, 8443)
-    task = asyncio.create_task(redirect_server.serve_redirects(app, sock, stop, grace))
+    serving = redirect_server.serve_redirects(app, sock, stop, grace, cap, deadline)
+    task = asyncio.create_task(serving)
     await asyncio.sleep(0)
     try:
         yield Listener(sock.getsockname()[1], stop, task)
@@ -182,10 +188,9 @@ async def drip(writer: asyncio.StreamWriter, head: bytes, interval: float) -> No
 async def test_a_head_dripped_faster_than_the_read_timeout_is_still_cut(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Every read comes within READ_TIMEOUT of the last, but the head never ends: the head's own
-    # deadline (READ_TIMEOUT from its first byte, nginx's client_header_timeout) closes it.
-    monkeypatch.setattr(redirect_server, "READ_TIMEOUT", 0.5)
-    async with listening() as server:
+    # Every read comes within READ_TIMEOUT of the last, but the head never ends: the request's
+    # own deadline (from its first byte, nginx's client_header_timeout) closes it.
+    async with listening(deadline=RequestDeadline(0.5, 1024, 1.0)) as server:
         reader, writer = await server.connect()
         head = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Drip: " + b"a" * 200  # 20 s at 0.1 s
         dripping = asyncio.create_task(drip(writer, head, 0.1))
