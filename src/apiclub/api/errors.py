@@ -31,6 +31,11 @@ logger = logging.getLogger(__name__)
 
 SECONDS = 1
 JSON_EXAMPLE = '{"name": "Write the tests"}'
+CLIENT_GONE = "client disconnected prematurely"
+"""Litestar 2's text (an InternalServerException) when the body ends in a disconnect."""
+CLIENT_CLOSED_REQUEST = 499
+"""nginx's status for "the client closed the connection before the answer": never sent (there
+is nobody to read it), it marks the access-log line, which is written at DEBUG."""
 RETRY_AFTER = 5 * SECONDS
 """What 503 answers tell clients to wait before retrying."""
 
@@ -53,6 +58,11 @@ def create_exception_handlers(max_body_size: int) -> ExceptionHandlersMap:
 
     def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         status = exc.status_code
+        if exc.detail == CLIENT_GONE:
+            # The body stopped arriving: the client left, or the server cut a slow request at
+            # its deadline. No bug, and nobody reads the answer: no traceback.
+            logger.debug("%s %s: %s", request.method, request.url.path, exc.detail)
+            return _json_error(CLIENT_CLOSED_REQUEST, "request body incomplete", None, None)
         if status >= HTTP_500_INTERNAL_SERVER_ERROR:
             return handle_internal(request, exc)
         detail, extra = exc.detail, _explain_missing_body(exc.extra)

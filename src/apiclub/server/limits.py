@@ -2,12 +2,14 @@
 
 - **Connections.** Each listening socket is served through a `CappedListener`, whose
   `accept()` (asyncio's accept loop calls it) counts the connections open in the process over
-  both listeners. Past `max_connections`, a new connection is accepted and closed at once
-  (as nginx does past `worker_connections`), so the backlog drains and the connections already
-  open keep their file descriptors. Should the process still run out of descriptors
-  (`EMFILE`), one spare descriptor kept for the purpose is released to accept and close the
-  waiting connection (nginx's and libuv's trick), and one warning is logged per
-  `LOG_INTERVAL`, never one per accept.
+  both listeners. At `max_connections`, the connection that has been sending its request the
+  longest is cut to make room (a client that sends a request at once is never that one, so
+  slow-drip clients cannot keep everyone else out); with none such, the new connection is
+  accepted and closed at once (as nginx does past `worker_connections`), so the backlog
+  drains and the connections already open keep their file descriptors. Should the process
+  still run out of descriptors (`EMFILE`), one spare descriptor kept for the purpose is
+  released to accept and close the waiting connection (nginx's and libuv's trick), and one
+  warning is logged per `LOG_INTERVAL`, never one per accept.
 - **Request deadline.** A `RequestClock` starts at a request's first byte: its head and body
   must arrive within `request_timeout`, extended by 1/`request_min_rate` seconds for each byte
   received, and never beyond `request_max_time` (Apache's mod_reqtimeout `body=30,MinRate=1024`
@@ -24,6 +26,7 @@ import os
 import resource
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,18 +58,28 @@ class RequestDeadline:
     def from_settings(cls, settings: Settings) -> RequestDeadline:
         return cls(settings.request_timeout, settings.request_min_rate, settings.request_max_time)
 
-    def clock(self) -> RequestClock:
-        """A stopped clock for one connection."""
-        return RequestClock(self)
+    def clock(
+        self, cap: ConnectionCap | None = None, cut: Callable[[], None] | None = None
+    ) -> RequestClock:
+        """A stopped clock for one connection; while it runs, `cap` may call `cut` to make
+        room for a new connection."""
+        return RequestClock(self, cap, cut)
 
 
 class RequestClock:
     """The deadline of the request a connection is receiving, if it is receiving one."""
 
-    __slots__ = ("_limits", "_received", "_started")
+    __slots__ = ("_cap", "_cut", "_limits", "_received", "_started")
 
-    def __init__(self, limits: RequestDeadline) -> None:
+    def __init__(
+        self,
+        limits: RequestDeadline,
+        cap: ConnectionCap | None = None,
+        cut: Callable[[], None] | None = None,
+    ) -> None:
         self._limits = limits
+        self._cap = cap if cut is not None else None
+        self._cut = cut
         self._started: float | None = None
         self._received = 0
 
@@ -79,11 +92,15 @@ class RequestClock:
         if self._started is None:
             self._started = now
             self._received = 0
+            if self._cap is not None and self._cut is not None:
+                self._cap.receiving(self, self._cut)
         self._received += size
 
     def stop(self) -> None:
-        """The request has arrived whole (or the connection went back to idle)."""
+        """The request has arrived whole, or the connection is idle again or closed."""
         self._started = None
+        if self._cap is not None:
+            self._cap.received(self)
 
     def deadline(self) -> float | None:
         """When the request must have arrived (the loop's clock), or None when not running."""
@@ -101,8 +118,31 @@ class ConnectionCap:
         self.maximum = maximum
         self.open = 0
         self.refused = 0
+        self.cut = 0
         self._last_warning = -LOG_INTERVAL
         self._spare: int | None = _open_spare()
+        self._receiving: dict[RequestClock, Callable[[], None]] = {}
+        """Connections sending a request, oldest first, with how to cut each."""
+
+    def receiving(self, clock: RequestClock, cut: Callable[[], None]) -> None:
+        """A connection began to send a request."""
+        self._receiving.pop(clock, None)
+        self._receiving[clock] = cut
+
+    def received(self, clock: RequestClock) -> None:
+        """That connection's request arrived (or the connection closed)."""
+        self._receiving.pop(clock, None)
+
+    def cut_slowest(self) -> bool:
+        """Cut the connection that has been sending its request the longest; whether any."""
+        if not self._receiving:
+            return False
+        clock = next(iter(self._receiving))
+        cut = self._receiving.pop(clock)
+        clock._cap = None  # its stop() has nothing left to tell
+        cut()
+        self.cut += 1
+        return True
 
     def listener(self, sock: socket.socket) -> CappedListener:
         """`sock` (bound, listening) as a socket whose accepts this cap counts.
@@ -159,6 +199,14 @@ class CappedListener(socket.socket):
                 cap.shed_one(self)
                 raise BlockingIOError(errno.EAGAIN, "shed a connection") from None
             if cap.open < cap.maximum:
+                break
+            if cap.cut_slowest():  # its descriptor is closed on the loop's next turn
+                cap.warn(
+                    "%d connections open (APICLUB_MAX_CONNECTIONS): cutting those that have "
+                    "been sending a request the longest to make room (%d so far)",
+                    cap.open,
+                    cap.cut,
+                )
                 break
             os.close(fd)  # refused: the client sees the connection closed
             cap.refused += 1

@@ -59,9 +59,10 @@ class RedirectProtocol(asyncio.Protocol):
         app: RedirectApp,
         connections: set[RedirectProtocol],
         deadline: RequestDeadline = DEFAULT_DEADLINE,
+        cap: ConnectionCap | None = None,
     ) -> None:
         self.app = app
-        self.clock = deadline.clock()
+        self.clock = deadline.clock(cap, self._cut)
         self.connections = connections
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
@@ -97,6 +98,7 @@ class RedirectProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
+        self.clock.stop()
         self.closing = True
         if self.timer is not None:
             self.timer.cancel()
@@ -262,6 +264,11 @@ class RedirectProtocol(asyncio.Protocol):
         self._write(Answer(status, [(b"content-type", b"application/json")], body), close=True)
         self._close()
 
+    def _cut(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
     def _close(self) -> None:
         self.closing = True
         if self.transport is not None:
@@ -327,7 +334,7 @@ async def serve_redirects(
     connections: set[RedirectProtocol] = set()
     listener = sock if cap is None else cap.listener(sock)
     server = await loop.create_server(
-        lambda: RedirectProtocol(app, connections, deadline), sock=listener, backlog=BACKLOG
+        lambda: RedirectProtocol(app, connections, deadline, cap), sock=listener, backlog=BACKLOG
     )
     try:
         await stop.wait()

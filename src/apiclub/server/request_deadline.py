@@ -26,7 +26,8 @@ from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 
-from apiclub.server.limits import RequestClock, RequestDeadline
+from apiclub.server.hypercorn_fixes import _socket_transport
+from apiclub.server.limits import ConnectionCap, RequestClock, RequestDeadline
 
 logger = logging.getLogger("apiclub.server")
 
@@ -51,9 +52,18 @@ def enforce_request_deadline() -> None:
 
     async def read_data(self: Any) -> None:
         deadline: RequestDeadline | None = getattr(self.config, DEADLINE_ATTRIBUTE, None)
-        if deadline is not None:
-            self.reader = _DeadlineReader(self, deadline.clock())
-        await original(self)
+        if deadline is None:
+            await original(self)
+            return
+        cap: ConnectionCap | None = getattr(self.config, "connection_cap", None)
+        # Cutting the TCP transport ends the read at once (`hypercorn_fixes.abort_connections`).
+        tcp = _socket_transport(self.writer.transport)
+        clock = deadline.clock(cap, tcp.abort)
+        self.reader = _DeadlineReader(self, clock)
+        try:
+            await original(self)
+        finally:
+            clock.stop()
 
     TCPServer._read_data = read_data  # type: ignore[method-assign]
     setattr(TCPServer, _PATCHED, True)
