@@ -10,6 +10,7 @@ import enum
 import ipaddress
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
 from apiclub.errors import ConfigError
@@ -244,3 +245,19 @@ def parse_tls_mode(raw: str) -> TlsMode:
     except ValueError:
         choices = ", ".join(mode.value for mode in TlsMode)
         raise ConfigError(f"APICLUB_TLS={raw!r} is not one of {choices}") from None
+
+
+def read_secret_file(key: str, path: Path) -> str:
+    """The first line of the file `key` names (a URL with a password), stripped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"{key}={str(path)!r} cannot be read: {reason}; give a readable file holding "
+            "postgresql://user:password@host:port/db"
+        ) from None
+    value = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not value:
+        raise ConfigError(f"{key}={str(path)!r} is empty: write the database URL in it")
+    return value

@@ -40,6 +40,7 @@ from apiclub.setting_values import (
     parse_rate_limit,
     parse_seconds,
     parse_tls_mode,
+    read_secret_file,
     redact_url,
 )
 
@@ -136,6 +137,10 @@ class Settings:
     max_connections: int = 0
     """Open client connections per process, both listeners together (APICLUB_MAX_CONNECTIONS);
     past it new ones are closed at once. 0: the open-file limit less a reserve."""
+    database_url_file: Path | None = None
+    """A file holding the PostgreSQL URL (APICLUB_DATABASE_URL_FILE), read into
+    `database_url` at start: a password neither on a command line (`ps` shows it) nor in the
+    environment (a container secret, systemd's `LoadCredential=`)."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -306,4 +311,11 @@ class Settings:
         ):
             if (raw := get(key)) is not None:
                 values[name] = parse_int(key, raw)
+        if (raw := get("APICLUB_DATABASE_URL_FILE")) is not None:
+            if "database_url" in values:
+                raise ConfigError(
+                    "APICLUB_DATABASE_URL and APICLUB_DATABASE_URL_FILE are both set: keep one"
+                )
+            values["database_url_file"] = Path(raw)
+            values["database_url"] = read_secret_file("APICLUB_DATABASE_URL_FILE", Path(raw))
         return cls(**values)  # type: ignore[arg-type]
