@@ -15,6 +15,7 @@ from hypercorn.config import Config, Sockets
 
 from apiclub.server.access_log import AccessLogger
 from apiclub.server.h11_coalesce import coalesce_h11_head_and_body
+from apiclub.server.head_limit import limit_h2_header_list, limit_h11_head
 from apiclub.server.hypercorn_fixes import apply_hypercorn_fixes
 from apiclub.server.limits import ConnectionCap, RequestDeadline, connection_cap
 from apiclub.server.request_deadline import DEADLINE_ATTRIBUTE, enforce_request_deadline
@@ -96,6 +97,7 @@ def create_listener_config(
     config.startup_timeout = STARTUP_TIMEOUT
     config.h11_max_incomplete_size = MAX_REQUEST_HEAD
     config.h2_max_concurrent_streams = H2_MAX_STREAMS
+    config.h2_max_header_list_size = MAX_REQUEST_HEAD  # h2 enforces it (hpack)
     config.keep_alive_max_requests = MAX_REQUESTS_PER_CONNECTION
     config.connection_cap = connection_cap(settings)
     setattr(config, DEADLINE_ATTRIBUTE, RequestDeadline.from_settings(settings))
@@ -104,6 +106,8 @@ def create_listener_config(
     # before the performance ones that wrap the same methods.
     apply_hypercorn_fixes()
     enforce_request_deadline()  # wraps the read loop the fixes made tolerant
+    limit_h11_head(MAX_REQUEST_HEAD)  # h11 checks its own limit on incomplete heads only
+    limit_h2_header_list()
     shrink_tls_read_buffers()
     coalesce_h11_head_and_body()
     return config
