@@ -8,6 +8,7 @@ from litestar.plugins import PluginProtocol
 from litestar.plugins.core import MsgspecDIPlugin
 
 from apiclub import __version__
+from apiclub.api.docs import PinnedSwaggerRenderPlugin
 from apiclub.api.errors import create_exception_handlers
 from apiclub.api.ratelimit import create_rate_limit, create_rate_limit_handlers
 from apiclub.api.requests import ApiRequest
@@ -61,7 +62,10 @@ def create_app(settings: Settings) -> Litestar:
         middleware=middleware,
         request_class=ApiRequest,
         request_max_body_size=settings.max_body_size,
-        openapi_config=OpenAPIConfig(title="apiclub", version=__version__),
+        # One docs page, its CDN files pinned by hash (api/docs.py); JSON and YAML as before.
+        openapi_config=OpenAPIConfig(
+            title="apiclub", version=__version__, render_plugins=[PinnedSwaggerRenderPlugin()]
+        ),
         before_send=[add_security_headers],
         # The launcher owns logging; Litestar's default config would reconfigure the root logger.
         logging_config=None,
