@@ -19,7 +19,7 @@ NGINX_BASE_IMAGE ?=
 PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 comma := ,
 
-.PHONY: help install lock dev prod migrate lint fmt typecheck test clean \
+.PHONY: help install lock dev prod migrate lint fmt typecheck test test-deps clean \
 	image image-api image-nginx image-postgres up up-nginx up-scale rolling-restart down \
 	test-containers bench bench-scale bench-replicas
 
@@ -61,8 +61,15 @@ fmt: install ## Format the code and apply safe lint fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint ## Lint, then run the whole test suite
+test: lint ## Lint, then run the whole test suite (tests needing a missing tool skip, naming it)
 	$(BIN)/pytest
+
+SYSTEM_PACKAGES = $(shell grep -v '^\#' tests/system-packages.txt)
+
+test-deps: ## As root: install the Debian packages the tests drive (tests/system-packages.txt)
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)
+	bash tests/fetch-pebble-210.sh
 
 image: image-api image-nginx image-postgres ## Build the container images with podman
 

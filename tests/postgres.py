@@ -30,6 +30,8 @@ from typing import Literal
 
 import pytest
 
+from tests.tools import apt_fix, missing
+
 __all__ = ["Postgres", "postgres", "postgres_url", "private_postgres", "running_postgres"]
 
 SECONDS = 1.0
@@ -41,7 +43,7 @@ SUPERUSER = "postgres"
 """The database superuser initdb creates; it connects over the private socket only."""
 APP_USER = "apiclub"
 APP_DATABASE = "apiclub"
-INSTALL_HINT = "apt-get install -y postgresql (.ci/run does)"
+INSTALL_HINT = apt_fix("postgresql")
 
 StopMode = Literal["smart", "fast", "immediate"]
 """pg_ctl's shutdown modes: wait for clients, disconnect them, or crash (recovery at start)."""
@@ -203,7 +205,7 @@ def running_postgres() -> Iterator[Postgres]:
     bin_dir = find_bin_dir()
     reason = missing_reason()
     if bin_dir is None or reason is not None:
-        pytest.skip(reason or INSTALL_HINT)
+        missing("the PostgreSQL server", reason or INSTALL_HINT)
     # Not pytest's tmp_path: it is 0700 and owned by root, out of the server user's reach.
     root = Path(tempfile.mkdtemp(prefix="apiclub-postgres-"))
     root.chmod(0o755)

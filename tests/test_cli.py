@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import sqlite3
@@ -18,6 +17,7 @@ import pytest
 
 from tests.db.migrations import MIGRATION_IDS
 from tests.processes import Served, run_apiclub, served, start_apiclub
+from tests.tools import require_tool
 
 
 def apiclub(*args: str, data_dir: Path) -> subprocess.Popen[str]:
@@ -175,8 +175,8 @@ def test_hsts_and_rate_limit_flags_win_over_their_variables() -> None:
     assert (settings.hsts, settings.hsts_max_age, settings.rate_limit) == (HstsMode.OFF, 600, None)
 
 
-@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
 def test_privileged_port_without_the_capability_says_how_to_fix_it(tmp_path: Path) -> None:
+    require_tool("setpriv", "util-linux")
     # Root without CAP_NET_BIND_SERVICE, as a plain user would run `make prod`.
     result = subprocess.run(
         [

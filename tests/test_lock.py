@@ -31,18 +31,18 @@ def test_a_changed_requirement_is_caught(tmp_path: Path) -> None:
     for name in ("pyproject.toml", "uv.lock", "README.md"):
         shutil.copy(ROOT / name, tmp_path / name)
     pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text().replace('"httptools>=0.6,<1"', '"httptools>=0.6,<1", "six"')
-    )
+    # A bound the locked httptools no longer meets: the lock must be refreshed. This one asks
+    # the registry (the re-resolution needs versions the cache may not hold).
+    pyproject.write_text(pyproject.read_text().replace('"httptools>=0.6,<1"', '"httptools<0.7"'))
     result = subprocess.run(
-        [uv(), "lock", "--check", "--offline"],
+        [uv(), "lock", "--check"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode != 0
-    assert "lockfile needs to be updated" in result.stderr.lower() or "six" in result.stderr
+    assert "needs to be updated" in result.stderr, result.stderr
 
 
 def test_the_installed_versions_are_the_locked_ones() -> None:

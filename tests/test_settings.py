@@ -9,6 +9,7 @@ from apiclub.errors import ConfigError
 from apiclub.settings import (
     DEFAULT_DOMAINS,
     LETS_ENCRYPT_STAGING_DIRECTORY,
+    AuthMode,
     HstsMode,
     RateLimit,
     Settings,
@@ -284,6 +285,78 @@ def test_a_query_string_password_is_not_in_the_label() -> None:
 def test_grace_period_must_be_finite_and_bounded(raw: str) -> None:
     with pytest.raises(ConfigError, match="APICLUB_GRACE_PERIOD"):
         Settings.from_env({"APICLUB_GRACE_PERIOD": raw})
+
+
+@pytest.mark.parametrize(
+    "domains",
+    [DEFAULT_DOMAINS, ("localhost",), ("api.localhost", "10.0.0.5"), ("db.internal", "fd00::1")],
+)
+def test_auth_auto_is_off_while_every_name_is_private(domains: tuple[str, ...]) -> None:
+    settings = Settings(domains=domains)
+    assert (settings.auth, settings.auth_mode) == (AuthMode.AUTO, AuthMode.OFF)
+
+
+@pytest.mark.parametrize(
+    "domains", [("api.example.com",), ("localhost", "api.example.com"), ("93.184.215.14",)]
+)
+def test_auth_auto_asks_tokens_for_writes_once_a_public_name_is_served(
+    domains: tuple[str, ...],
+) -> None:
+    assert Settings(domains=domains).auth_mode is AuthMode.WRITES
+
+
+@pytest.mark.parametrize("raw", ["off", "writes", "ALL", " writes "])
+def test_auth_set_explicitly_wins_over_the_names(raw: str) -> None:
+    mode = AuthMode(raw.strip().lower())
+    for domains in ("localhost", "api.example.com"):
+        settings = Settings.from_env({"APICLUB_AUTH": raw, "APICLUB_DOMAINS": domains})
+        assert (settings.auth, settings.auth_mode) == (mode, mode)
+
+
+def test_a_bad_auth_mode_names_the_choices() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"APICLUB_AUTH": "tokens"})
+    assert str(refused.value) == (
+        "APICLUB_AUTH='tokens' is not one of auto (tokens when a public name is served), off, "
+        "writes (POST/PUT/DELETE need a token), all (reads too)"
+    )
+
+
+def test_the_eab_hmac_key_is_read_from_a_file_and_kept_out_of_repr(tmp_path: Path) -> None:
+    secret = tmp_path / "hmac"
+    secret.write_text("zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W\n")
+    settings = Settings.from_env(
+        {"APICLUB_ACME_EAB_KID": "kid-1", "APICLUB_ACME_EAB_HMAC_KEY_FILE": str(secret)}
+    )
+    assert settings.acme_eab == ("kid-1", secret.read_text().strip())
+    assert "zWNDZM6" not in repr(settings)
+    assert "kid-1" in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"APICLUB_ACME_EAB_KID": "kid-1"}, "needs both APICLUB_ACME_EAB_KID and"),
+        ({"APICLUB_ACME_EAB_HMAC_KEY": "abc"}, "needs both APICLUB_ACME_EAB_KID and"),
+        (
+            {"APICLUB_ACME_EAB_KID": "k", "APICLUB_ACME_EAB_HMAC_KEY": "not base64!"},
+            "APICLUB_ACME_EAB_HMAC_KEY is not base64url",
+        ),
+        ({"APICLUB_ACME_EAB_HMAC_KEY_FILE": "/nonexistent/hmac"}, "cannot be read"),
+        ({"APICLUB_ACME_PROFILE": "short lived"}, "is not a profile name"),
+        ({"APICLUB_ACME_DIRECTORY": "https://a.example/dir,http://b.example/dir"}, "https://"),
+    ],
+)
+def test_bad_acme_settings_name_the_key_and_the_fix(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env(env)
+
+
+def test_the_acme_directory_takes_an_ordered_list() -> None:
+    settings = Settings.from_env(
+        {"APICLUB_ACME_DIRECTORY": "https://a.example/dir, https://b.example/dir"}
+    )
+    assert settings.acme_directories == ("https://a.example/dir", "https://b.example/dir")
 
 
 def test_the_database_url_comes_from_a_file(tmp_path: Path) -> None:

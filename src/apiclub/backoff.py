@@ -34,6 +34,11 @@ class Backoff:
         self.not_before = time.monotonic() + delay
         return delay
 
+    def shorten(self, delay: float) -> float:
+        """Bring the next attempt forward to `delay` seconds from now (never later than set)."""
+        self.not_before = min(self.not_before, time.monotonic() + delay)
+        return min(delay, self.remaining())
+
     def succeed(self) -> None:
         """Forget past failures."""
         self.failures = 0

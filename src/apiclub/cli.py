@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -17,12 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apiclub.backup.commands import add_backup_commands
+from apiclub.cli_tokens import add_tokens_commands
 from apiclub.errors import ApiclubError
 from apiclub.settings import Settings, TlsMode
 
 if TYPE_CHECKING:
+    from apiclub.tls.certstore import StoredCert
     from apiclub.tls.challenges import ChallengeLookup
     from apiclub.tls.issuers import Http01Listener
+    from apiclub.tls.trust_result import StoreResult
 
 # (flag, environment variable, help); each flag's value is handed to Settings.from_env under
 # its variable's name, so flags and variables share one parser and one set of error messages.
@@ -60,6 +65,31 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "postgresql://user:password@host:port/db instead of SQLite; a password here shows in "
         "`ps`: prefer the variable or --database-url-file",
     ),
+    (
+        "--auth",
+        "APICLUB_AUTH",
+        "bearer tokens for: auto (writes if a name is public), off, writes, all",
+    ),
+    ("--acme-profile", "APICLUB_ACME_PROFILE", "ACME certificate profile, e.g. shortlived"),
+    ("--acme-eab-kid", "APICLUB_ACME_EAB_KID", "External Account Binding key id from the CA"),
+    (
+        "--acme-eab-hmac-key-file",
+        "APICLUB_ACME_EAB_HMAC_KEY_FILE",
+        "file holding the EAB HMAC key (a secret: never on the command line)",
+    ),
+    ("--backup-dir", "APICLUB_BACKUP_DIR", "where snapshots go (default backups/ beside data)"),
+    ("--backup-every", "APICLUB_BACKUP_EVERY", "take a snapshot this often while serving (1h)"),
+    ("--backup-keep", "APICLUB_BACKUP_KEEP", "scheduled snapshots kept (default 24)"),
+    (
+        "--replicate",
+        "APICLUB_REPLICATE",
+        "Litestream replica URL: file:///path, s3://bucket/path?endpoint=..., sftp://...",
+    ),
+    (
+        "--replicate-env-file",
+        "APICLUB_REPLICATE_ENV_FILE",
+        "NAME=value lines for Litestream's environment (S3 keys), never on the command line",
+    ),
     ("--request-timeout", "APICLUB_REQUEST_TIMEOUT", "seconds for a request to arrive (30)"),
     ("--request-min-rate", "APICLUB_REQUEST_MIN_RATE", "bytes/s extending it (default 1024)"),
     ("--request-max-time", "APICLUB_REQUEST_MAX_TIME", "seconds at most, any rate (120)"),
@@ -90,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`."""
+    """The parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`, `tokens`."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (each also read from its environment variable)")
     for flag, env, text in SETTING_FLAGS:
@@ -115,10 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
     ca = commands.add_parser("ca", help="the local certificate authority")
     ca_commands = ca.add_subparsers(title="ca commands", required=True, metavar="COMMAND")
     _add_command(ca_commands, common, "path", _ca_path, "print the root certificate's path")
-    _add_command(
-        ca_commands, common, "trust", _ca_trust, "install the root in the system trust store"
-    )
+    for name, command, text in (
+        ("trust", _ca_trust, "add the root to the system store (as root) and browsers' NSS files"),
+        ("untrust", _ca_untrust, "remove the root from those stores again"),
+    ):
+        trust = _add_command(ca_commands, common, name, command, text)
+        trust.add_argument(
+            "--store",
+            action="append",
+            choices=("system", "nss"),
+            help="only this kind of store (repeatable; default: both, as mkcert's TRUST_STORES)",
+        )
     _add_certs_commands(commands, common)
+    add_tokens_commands(commands, common, _add_command)
+    add_backup_commands(commands, functools.partial(_add_command, commands, common))
     return parser
 
 
@@ -182,18 +222,34 @@ def configure_logging(level: str, *, with_pid: bool = False) -> None:
 
 
 def _serve(settings: Settings, _: argparse.Namespace) -> int:
+    from apiclub.backup.companions import BackupCompanions
     from apiclub.server.launcher import Server
     from apiclub.server.run import run_until_signalled
 
+    # Scheduled snapshots and Litestream: started once serving, stopped after the database
+    # closed (so Litestream's last sync has the last commits).
+    companions = BackupCompanions(settings)
+
     def announce(server: Server) -> None:
+        companions.start()
         sys.stdout.write(describe_listeners(server))
         sys.stdout.flush()
 
-    if settings.workers > 1:
-        from apiclub.server.workers import Supervisor
+    try:
+        if settings.workers > 1:
+            from apiclub.db.serving import ServingLock, serving_lock_path
+            from apiclub.server.workers import Supervisor
 
-        return Supervisor(settings, on_ready=announce).run()
-    asyncio.run(run_until_signalled(settings, on_ready=announce))
+            # The parent holds the serving lock too: while a dead worker is being replaced,
+            # `apiclub restore` must still be refused.
+            lock = ServingLock(serving_lock_path(settings))
+            try:
+                return Supervisor(settings, on_ready=announce).run()
+            finally:
+                lock.release()
+        asyncio.run(run_until_signalled(settings, on_ready=announce))
+    finally:
+        companions.stop()
     return 0
 
 
@@ -239,29 +295,57 @@ def _ca_path(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def _ca_trust(settings: Settings, _: argparse.Namespace) -> int:
-    from apiclub.tls import install_root, root_cert_path
+def _ca_trust(settings: Settings, args: argparse.Namespace) -> int:
+    from apiclub.tls import root_cert_path, root_key_path, trust_root
 
-    sys.stdout.write(f"{install_root(root_cert_path(settings))}\n")
+    root, key = root_cert_path(settings), root_key_path(settings)
+    return _report_trust(trust_root(root, key, kinds=_store_kinds(args)))
+
+
+def _ca_untrust(settings: Settings, args: argparse.Namespace) -> int:
+    from apiclub.tls import root_cert_path, untrust_root
+
+    return _report_trust(untrust_root(root_cert_path(settings), kinds=_store_kinds(args)))
+
+
+def _store_kinds(args: argparse.Namespace) -> frozenset[str]:
+    from apiclub.tls.trust import STORE_KINDS
+
+    return frozenset(args.store) if args.store else STORE_KINDS
+
+
+def _report_trust(results: list[StoreResult]) -> int:
+    """One line per store; exit 1 when a store failed or none could be changed."""
+    for result in results:
+        stream = sys.stdout if result.changed_or_fine else sys.stderr
+        stream.write(f"{result.line()}\n")
+    if any(r.outcome == "failed" for r in results) or not any(r.changed_or_fine for r in results):
+        return 1
     return 0
 
 
 def _certs_list(settings: Settings, _: argparse.Namespace) -> int:
-    from apiclub.tls.certstore import list_stored
+    from apiclub.tls.certstore import list_paused, list_stored
 
     now = datetime.now(UTC)
     stored = list_stored(settings.data_dir)
+    for name, url in list_paused(settings.data_dir):
+        sys.stdout.write(
+            f"PAUSED {name}: the ACME CA paused orders for it; unpause at {url}, then run "
+            "`apiclub certs renew --force`\n"
+        )
     if not stored:
         sys.stdout.write(f"no certificates in {settings.data_dir / 'certs'}\n")
         return 0
-    rows = [("NAMES", "ISSUER", "EXPIRES (UTC)", "DAYS LEFT", "FILE")]
+    rows = [("NAMES", "ISSUER", "EXPIRES (UTC)", "DAYS LEFT", "RENEWAL (UTC)", "FILE")]
     for cert in stored:
         rows.append(
             (
                 ",".join(cert.names),
-                cert.issuer,
+                f"{cert.issuer} ({cert.renewal.get('directory') or cert.path.parent.parent.name})",
                 f"{cert.not_after:%Y-%m-%d %H:%M}",
                 f"{cert.days_left(now):.1f}",
+                _renewal_column(cert),
                 str(cert.path),
             )
         )
@@ -270,6 +354,23 @@ def _certs_list(settings: Settings, _: argparse.Namespace) -> int:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         sys.stdout.write("  ".join([*cells, row[-1]]) + "\n")
     return 0
+
+
+def _renewal_column(cert: StoredCert) -> str:
+    """When the server means to renew `cert` and why, from its `renewal.json`, else from the
+    lifetime rule; a paused name says so, with the CA's unpause link."""
+    from apiclub.tls.ari import validity_schedule
+
+    plan = cert.renewal
+    if plan.get("paused"):
+        return f"PAUSED by the CA: {plan['paused']}"
+    if plan.get("serial") == f"{cert.serial:x}" and plan.get("renew_at"):
+        at = datetime.fromisoformat(plan["renew_at"])
+        return f"{at:%Y-%m-%d %H:%M} ({plan.get('reason', '')})"
+    if cert.path.parent.parent.name == "live" or cert.path.parent.name == "local":
+        return "-"
+    schedule = validity_schedule(cert.not_before, cert.not_after)
+    return f"{schedule.at:%Y-%m-%d %H:%M} ({schedule.reason})"
 
 
 def _certs_renew(settings: Settings, args: argparse.Namespace) -> int:

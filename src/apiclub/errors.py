@@ -7,7 +7,9 @@ Every start-up failure is one of these, so the CLI can print one clear line and 
     ├── CertificateError   a certificate or key cannot be created, read or used
     ├── MigrationError     a database migration failed
     ├── StorageError       the data directory cannot be read or written
-    └── ListenError        a listening socket cannot be bound
+    ├── ListenError        a listening socket cannot be bound
+    ├── TokenError         `apiclub tokens`: a bad name, a name taken or unknown
+    └── BackupError        a snapshot cannot be taken, verified or restored
 
 Messages say what failed, why, and how to fix it.
 """
@@ -37,3 +39,11 @@ class StorageError(ApiclubError):
 
 class ListenError(ApiclubError):
     """A listening socket cannot be bound (port in use, no permission)."""
+
+
+class TokenError(ApiclubError):
+    """An `apiclub tokens` command cannot do what it was asked (bad, taken or unknown name)."""
+
+
+class BackupError(ApiclubError):
+    """A snapshot cannot be taken, verified or restored; nothing was changed."""

@@ -247,17 +247,77 @@ def parse_tls_mode(raw: str) -> TlsMode:
         raise ConfigError(f"APICLUB_TLS={raw!r} is not one of {choices}") from None
 
 
-def read_secret_file(key: str, path: Path) -> str:
-    """The first line of the file `key` names (a URL with a password), stripped."""
+class AuthMode(enum.StrEnum):
+    """Which requests need `Authorization: Bearer <token>` (APICLUB_AUTH)."""
+
+    AUTO = "auto"
+    """`off` when every served name is private (`apiclub.names.is_private_name`), else `writes`."""
+    OFF = "off"
+    """None: anyone who reaches the server may read and write."""
+    WRITES = "writes"
+    """POST, PUT, DELETE (every method but GET, HEAD and OPTIONS); reads stay open."""
+    ALL = "all"
+    """Every request but the health check `GET /` and the OpenAPI document under `/schema`."""
+
+
+def parse_auth_mode(raw: str) -> AuthMode:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return AuthMode(raw.strip().lower())
+    except ValueError:
         raise ConfigError(
-            f"{key}={str(path)!r} cannot be read: {reason}; give a readable file holding "
-            "postgresql://user:password@host:port/db"
+            f"APICLUB_AUTH={raw!r} is not one of auto (tokens when a public name is served), "
+            "off, writes (POST/PUT/DELETE need a token), all (reads too)"
         ) from None
-    value = text.strip().splitlines()[0].strip() if text.strip() else ""
-    if not value:
-        raise ConfigError(f"{key}={str(path)!r} is empty: write the database URL in it")
-    return value
+
+
+def read_secret_file(key: str, raw: str) -> str:
+    """The first line of the file `raw` names (a secret kept off the command line).
+
+    Raises:
+        ConfigError: the file cannot be read or is empty.
+    """
+    try:
+        text = Path(raw).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}={raw!r} cannot be read ({exc}): give a readable file") from exc
+    if not text:
+        raise ConfigError(f"{key}={raw!r} is empty: put the key on its first line")
+    return text.splitlines()[0].strip()
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+REPLICA_SCHEMES = frozenset({"file", "s3", "sftp"})
+
+
+def parse_duration(key: str, raw: str) -> float:
+    """`90`, `90s`, `30m`, `1h`, `1d`: seconds."""
+    match = _DURATION.match(raw.strip().lower())
+    if match is None:
+        raise ConfigError(
+            f"{key}={raw!r} is not a duration: give seconds or a number with s, m, h or d (e.g. 1h)"
+        )
+    return float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
+
+
+def check_replica_url(url: str) -> None:
+    """A Litestream replica URL we can hand over: file://, s3:// or sftp://, no secret in it."""
+    parts = urlsplit(url)
+    key = "APICLUB_REPLICATE"
+    if parts.scheme not in REPLICA_SCHEMES:
+        raise ConfigError(
+            f"{key}={redact_url(url)!r} is not a replica URL: give file:///path, "
+            "s3://bucket/path (add ?endpoint=http://host:port for an S3-compatible store) "
+            "or sftp://user@host/path"
+        )
+    if parts.password or _PASSWORD_PARAMETER.search(url):
+        raise ConfigError(
+            f"{key}={redact_url(url)!r} holds a password: URLs end up in process lists and "
+            "logs; put S3 keys in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or "
+            "LITESTREAM_ACCESS_KEY_ID/LITESTREAM_SECRET_ACCESS_KEY) and an SFTP password in "
+            "LITESTREAM_SFTP_PASSWORD instead"
+        )
+    if parts.scheme == "file" and (parts.netloc not in {"", "localhost"} or not parts.path):
+        raise ConfigError(f"{key}={url!r}: a file:// replica needs an absolute path (file:///...)")
+    if parts.scheme in {"s3", "sftp"} and not parts.hostname:
+        raise ConfigError(f"{key}={redact_url(url)!r} names no bucket or host")

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from apiclub.errors import ConfigError
+from apiclub.names import is_private_name
 from apiclub.setting_values import (
     DEFAULT_DOMAINS,
     HSTS_MAX_AGE,
@@ -25,14 +26,18 @@ from apiclub.setting_values import (
     MAX_WORKERS,
     MIB,
     SECONDS,
+    AuthMode,
     HstsMode,
     ProxyNetwork,
     RateLimit,
     TlsMode,
     check_database_url,
+    check_replica_url,
     normalize_name,
+    parse_auth_mode,
     parse_bool,
     parse_domains,
+    parse_duration,
     parse_hsts_mode,
     parse_int,
     parse_networks,
@@ -50,6 +55,7 @@ __all__ = [
     "LETS_ENCRYPT_DIRECTORY",
     "LETS_ENCRYPT_STAGING_DIRECTORY",
     "MIB",
+    "AuthMode",
     "HstsMode",
     "ProxyNetwork",
     "RateLimit",
@@ -126,6 +132,37 @@ class Settings:
     """PostgreSQL to use instead of SQLite (APICLUB_DATABASE_URL,
     `postgresql://user:password@host:port/db`); SQLite at `database_path` when unset. Kept out
     of `repr` because it may hold a password: log `database_label` instead."""
+    auth: AuthMode = AuthMode.AUTO
+    """Which requests need a bearer token from `apiclub tokens add` (APICLUB_AUTH): auto, off,
+    writes or all. `auto` is `off` while every name in `domains` is private (localhost, private
+    IPs, `.internal` ...), so `make dev` and the tutorial's curls work, and `writes` as soon as
+    a public name is served. Read the resolved mode from `auth_mode`."""
+    acme_profile: str | None = None
+    """The ACME certificate profile to order (APICLUB_ACME_PROFILE), e.g. Let's Encrypt's
+    `shortlived` (160 hours) or `tlsserver`; the CA's default when unset. Checked against the
+    directory's offered profiles at start."""
+    acme_eab_kid: str | None = None
+    """External Account Binding key id (APICLUB_ACME_EAB_KID), for CAs that require one
+    (ZeroSSL, Google Trust Services, Sectigo); used once, when the account is registered."""
+    acme_eab_hmac_key: str | None = field(default=None, repr=False)
+    """The EAB HMAC key, base64url (APICLUB_ACME_EAB_HMAC_KEY, or a file named by
+    APICLUB_ACME_EAB_HMAC_KEY_FILE). A secret: kept out of `repr` and never logged."""
+    backup_dir: Path | None = None
+    """Where `apiclub backup` and scheduled snapshots go (APICLUB_BACKUP_DIR); `backups/`
+    beside the data directory by default (not inside it: a snapshot must outlive it)."""
+    backup_every: float | None = None
+    """Seconds between scheduled snapshots taken by the running server (APICLUB_BACKUP_EVERY,
+    e.g. `1h`); none when unset."""
+    backup_keep: int = 24
+    """Scheduled snapshots kept (APICLUB_BACKUP_KEEP); older ones are deleted."""
+    replicate: str | None = None
+    """Litestream replica URL (APICLUB_REPLICATE): `file:///path`, `s3://bucket/path`
+    (`?endpoint=http://host:port` for S3-compatible stores) or `sftp://user@host/path`;
+    credentials come from the environment, never the URL. Off when unset."""
+    replicate_env_file: Path | None = None
+    """A file of `NAME=value` lines added to Litestream's environment
+    (APICLUB_REPLICATE_ENV_FILE): its credentials, e.g. `AWS_SECRET_ACCESS_KEY`, kept out of
+    apiclub's own environment; make it 0600."""
     request_timeout: float = 30 * SECONDS
     """Seconds a request's head and body get to arrive, on both listeners
     (APICLUB_REQUEST_TIMEOUT), from its first byte; `request_min_rate` extends it."""
@@ -182,7 +219,26 @@ class Settings:
         if self.database_url is not None:
             check_database_url(self.database_url)
         self._check_acme()
+        self._check_backups()
         self._check_request_limits()
+
+    def _check_backups(self) -> None:
+        if self.backup_every is not None and not 1 <= self.backup_every <= 366 * 86400:
+            raise ConfigError(
+                f"APICLUB_BACKUP_EVERY={self.backup_every!r} is not a duration from 1 s to a "
+                "year: give e.g. 1h"
+            )
+        if self.backup_keep < 1:
+            raise ConfigError(
+                f"APICLUB_BACKUP_KEEP={self.backup_keep!r} must be at least 1 (snapshots kept)"
+            )
+        if self.replicate is not None:
+            check_replica_url(self.replicate)
+            if self.database_url is not None:
+                raise ConfigError(
+                    "APICLUB_REPLICATE replicates SQLite with Litestream; with "
+                    "APICLUB_DATABASE_URL use PostgreSQL's own replication or pg_dump instead"
+                )
 
     def _check_request_limits(self) -> None:
         for key, seconds in (
@@ -211,12 +267,14 @@ class Settings:
             )
 
     def _check_acme(self) -> None:
-        url = urlsplit(self.acme_directory)
-        if url.scheme != "https" or not url.hostname:
-            raise ConfigError(
-                f"APICLUB_ACME_DIRECTORY={self.acme_directory!r} is not an https:// URL: give "
-                f"the ACME server's directory, e.g. {LETS_ENCRYPT_STAGING_DIRECTORY}"
-            )
+        for directory in self.acme_directories or ("",):
+            url = urlsplit(directory)
+            if url.scheme != "https" or not url.hostname:
+                raise ConfigError(
+                    f"APICLUB_ACME_DIRECTORY={self.acme_directory!r} is not an https:// URL "
+                    f"(or a comma-separated list of them): give the ACME server's directory, "
+                    f"e.g. {LETS_ENCRYPT_STAGING_DIRECTORY}"
+                )
         if self.acme_email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+", self.acme_email):
             raise ConfigError(
                 f"APICLUB_ACME_EMAIL={self.acme_email!r} is not an e-mail address "
@@ -227,6 +285,39 @@ class Settings:
                 "APICLUB_TLS=acme needs the ACME server's terms of service agreed: set "
                 "APICLUB_ACME_AGREE_TOS=1 (--acme-agree-tos) after reading them"
             )
+        if self.acme_profile is not None and not re.fullmatch(
+            r"[A-Za-z0-9._-]+", self.acme_profile
+        ):
+            raise ConfigError(
+                f"APICLUB_ACME_PROFILE={self.acme_profile!r} is not a profile name: give one "
+                "the CA's directory lists, e.g. shortlived, or unset it"
+            )
+        if (self.acme_eab_kid is None) != (self.acme_eab_hmac_key is None):
+            raise ConfigError(
+                "External Account Binding needs both APICLUB_ACME_EAB_KID and "
+                "APICLUB_ACME_EAB_HMAC_KEY (or APICLUB_ACME_EAB_HMAC_KEY_FILE): give both, "
+                "as the CA issued them, or neither"
+            )
+        if self.acme_eab_hmac_key is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]+={0,2}", self.acme_eab_hmac_key
+        ):
+            raise ConfigError(
+                "APICLUB_ACME_EAB_HMAC_KEY is not base64url (A-Z, a-z, 0-9, - and _): copy the "
+                "HMAC key exactly as the CA shows it"
+            )
+
+    @property
+    def acme_directories(self) -> tuple[str, ...]:
+        """The ACME directories in the order tried (APICLUB_ACME_DIRECTORY, comma-separated):
+        when an order fails at one CA, the next is tried."""
+        return tuple(url.strip() for url in self.acme_directory.split(",") if url.strip())
+
+    @property
+    def acme_eab(self) -> tuple[str, str] | None:
+        """(key id, HMAC key) for External Account Binding, or None."""
+        if self.acme_eab_kid is None or self.acme_eab_hmac_key is None:
+            return None
+        return (self.acme_eab_kid, self.acme_eab_hmac_key)
 
     @property
     def database_label(self) -> str:
@@ -235,6 +326,22 @@ class Settings:
         if self.database_url is None:
             return str(self.database_path)
         return redact_url(self.database_url)
+
+    @property
+    def auth_mode(self) -> AuthMode:
+        """`auth` with `auto` resolved: `off`, `writes` or `all`."""
+        if self.auth is not AuthMode.AUTO:
+            return self.auth
+        if all(is_private_name(name) for name in self.domains):
+            return AuthMode.OFF
+        return AuthMode.WRITES
+
+    @property
+    def backup_directory(self) -> Path:
+        """APICLUB_BACKUP_DIR, or `backups` beside the data directory."""
+        if self.backup_dir is not None:
+            return self.backup_dir
+        return self.data_dir.absolute().parent / "backups"
 
     @property
     def database_path(self) -> Path:
@@ -299,6 +406,26 @@ class Settings:
             values["workers"] = parse_int("APICLUB_WORKERS", raw)
         if (raw := get("APICLUB_DATABASE_URL")) is not None:
             values["database_url"] = raw
+        if (raw := get("APICLUB_AUTH")) is not None:
+            values["auth"] = parse_auth_mode(raw)
+        if (raw := get("APICLUB_ACME_PROFILE")) is not None:
+            values["acme_profile"] = raw.strip() or None
+        if (raw := get("APICLUB_ACME_EAB_KID")) is not None:
+            values["acme_eab_kid"] = raw.strip() or None
+        if (raw := get("APICLUB_ACME_EAB_HMAC_KEY")) is not None:
+            values["acme_eab_hmac_key"] = raw.strip() or None
+        if (raw := get("APICLUB_ACME_EAB_HMAC_KEY_FILE")) is not None:
+            values["acme_eab_hmac_key"] = read_secret_file("APICLUB_ACME_EAB_HMAC_KEY_FILE", raw)
+        if (raw := get("APICLUB_BACKUP_DIR")) is not None:
+            values["backup_dir"] = Path(raw)
+        if (raw := get("APICLUB_BACKUP_EVERY")) is not None:
+            values["backup_every"] = parse_duration("APICLUB_BACKUP_EVERY", raw)
+        if (raw := get("APICLUB_BACKUP_KEEP")) is not None:
+            values["backup_keep"] = parse_int("APICLUB_BACKUP_KEEP", raw)
+        if (raw := get("APICLUB_REPLICATE")) is not None:
+            values["replicate"] = raw
+        if (raw := get("APICLUB_REPLICATE_ENV_FILE")) is not None:
+            values["replicate_env_file"] = Path(raw)
         for key, name in (
             ("APICLUB_REQUEST_TIMEOUT", "request_timeout"),
             ("APICLUB_REQUEST_MAX_TIME", "request_max_time"),
@@ -317,5 +444,5 @@ class Settings:
                     "APICLUB_DATABASE_URL and APICLUB_DATABASE_URL_FILE are both set: keep one"
                 )
             values["database_url_file"] = Path(raw)
-            values["database_url"] = read_secret_file("APICLUB_DATABASE_URL_FILE", Path(raw))
+            values["database_url"] = read_secret_file("APICLUB_DATABASE_URL_FILE", raw)
         return cls(**values)  # type: ignore[arg-type]

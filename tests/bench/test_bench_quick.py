@@ -8,7 +8,6 @@ answers a request with an error under light load.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,16 +21,16 @@ for _module in ("fastapi", "sqlalchemy", "uvicorn", "matplotlib"):
 from bench.report import problems  # noqa: E402
 from bench.stacks import NGINX, STACKS  # noqa: E402
 
+from tests.tools import require_file, require_tool  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 KEYS = tuple(stack.key for stack in STACKS)
 
 
 def _need_tools() -> None:
     for tool, package in (("wrk", "wrk"), ("h2load", "nghttp2-client")):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is missing (apt-get install {package}; .ci/run does)")
-    if not Path(NGINX).exists():
-        pytest.skip(f"{NGINX} is missing (apt-get install nginx; .ci/run does)")
+        require_tool(tool, package)
+    require_file(NGINX, "nginx")
 
 
 @pytest.mark.timeout(300)

@@ -14,7 +14,7 @@ import pytest
 from apiclub.server.asgi import ASGIApp, Receive, Scope, Send
 from apiclub.server.launcher import Server
 from apiclub.server.sockets import bind_socket
-from apiclub.settings import Settings, TlsMode
+from apiclub.settings import AuthMode, Settings, TlsMode
 from apiclub.tls import CertManager
 from tests.deploy.helpers import DOMAINS
 from tests.server.conftest import Running, running_server
@@ -35,13 +35,18 @@ def client_context(certs: CertManager) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(certs.root_cert_path()))
 
 
-def behind_nginx(tmp_path: Path) -> Settings:
-    """The API as compose runs it behind nginx: TLS off, nginx (loopback) trusted."""
+def behind_nginx(tmp_path: Path, auth: AuthMode = AuthMode.OFF) -> Settings:
+    """The API as compose runs it behind nginx: TLS off, nginx (loopback) trusted.
+
+    Tokens are off unless asked for (our public names would ask them for writes): these tests
+    are about the proxy; `test_nginx_proxy.py` sends tokens through nginx with `auto`.
+    """
     return Settings(
         data_dir=tmp_path / "api",
         tls=TlsMode.OFF,
         trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
         domains=DOMAINS,
+        auth=auth,
     )
 
 

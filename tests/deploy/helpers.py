@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tools import missing, require_file, require_tool
+
 REPO = Path(__file__).resolve().parents[2]
 NGINX_DIR = REPO / "deploy" / "nginx"
 DOMAINS = ("apiclub.com", "api.apiclub.com")
@@ -24,20 +26,22 @@ NGINX = "/usr/sbin/nginx"
 START_TIMEOUT = 10.0
 
 
-def tool(name: str, *, why: str) -> str:
-    """The path of `name` in the venv or on PATH, or skip the test saying how to get it."""
+def tool(name: str, *, package: str) -> str:
+    """The path of `name` in the venv or on PATH, or skip (fail in CI) naming `package`."""
+    return require_tool(name, package)
+
+
+def dev_tool(name: str) -> str:
+    """A tool from the locked dev extra (always there after `make install`)."""
     venv_tool = Path(sys.executable).parent / name
-    found = str(venv_tool) if venv_tool.exists() else shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed ({why})")
-    return found
+    if not venv_tool.exists():
+        missing(name, "make install (it is in the dev extra)")
+    return str(venv_tool)
 
 
 def need_nginx() -> None:
-    if not Path(NGINX).exists():
-        pytest.skip(f"{NGINX} is missing (apt-get install nginx gettext-base; .ci/run does)")
-    if shutil.which("envsubst") is None:
-        pytest.skip("envsubst is missing (apt-get install gettext-base; .ci/run does)")
+    require_file(NGINX, "nginx")
+    require_tool("envsubst", "gettext-base")
 
 
 def free_ports(count: int) -> list[int]:
@@ -65,6 +69,7 @@ def clean_env(**values: str) -> dict[str, str]:
 
 def render(out: Path, **values: str) -> subprocess.CompletedProcess[str]:
     """Run deploy/nginx/render.sh OUT with exactly `values` as its environment."""
+    require_tool("envsubst", "gettext-base")  # render.sh fills the templates with it
     return subprocess.run(
         [str(NGINX_DIR / "render.sh"), str(out)],
         env=clean_env(**values),

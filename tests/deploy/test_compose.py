@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.deploy.helpers import REPO, clean_env, tool
-
-yaml = pytest.importorskip("yaml", reason="PyYAML comes with podman-compose (dev extra)")
-
+from tests.deploy.helpers import REPO, clean_env, dev_tool, tool
 
 SCALE_ENV = (REPO / ".env.example").read_text() + (
     "API_REPLICAS=3\nPOSTGRES_PASSWORD=pw\n"
@@ -25,7 +23,9 @@ def compose(
     tmp_path: Path, *profiles: str, command: tuple[str, ...], env: str | None, **extra: str
 ) -> subprocess.CompletedProcess[str]:
     """`podman-compose [--profile P]... COMMAND` in a folder holding compose.yaml and `env`."""
-    podman_compose = tool("podman-compose", why="pip install podman-compose, in the dev extra")
+    podman_compose = dev_tool("podman-compose")
+    # podman-compose asks podman for its version before rendering anything.
+    tool("podman", package="podman")
     if not (tmp_path / "compose.yaml").exists():
         shutil.copy(REPO / "compose.yaml", tmp_path / "compose.yaml")
     text = (REPO / ".env.example").read_text() if env is None else env
@@ -74,7 +74,7 @@ def test_direct_mode_runs_the_api_alone_on_443_and_80(tmp_path: Path) -> None:
     assert set(rendered["services"]) == {"api"}
     api = rendered["services"]["api"]
     assert api["ports"] == ["0.0.0.0:443:8443", "0.0.0.0:80:8080"]
-    assert api["volumes"] == ["data:/data"]
+    assert api["volumes"] == ["data:/data", "backups:/backups"]
     assert api["environment"]["APICLUB_DOMAINS"] == "apiclub.com,api.apiclub.com"
     assert api["environment"]["APICLUB_PUBLIC_HTTPS_PORT"] == "443"
     assert "APICLUB_TLS" not in api["environment"]  # the image's default: automatic HTTPS
@@ -97,7 +97,7 @@ def test_nginx_mode_publishes_nginx_only_and_hides_the_api(tmp_path: Path) -> No
         nginx["environment"]["NGINX_UPSTREAM"]
         == f"api-behind-nginx:{environment['APICLUB_HTTP_PORT']}"
     )
-    assert api["volumes"] == ["data:/data"]
+    assert api["volumes"] == ["data:/data", "backups:/backups"]
     assert nginx["volumes"] == ["data:/data:ro"]
     assert api["ulimits"]["nofile"] == {"soft": 65536, "hard": 65536}
     assert nginx["environment"]["NGINX_CERT_FILE"].startswith("/data/certs/")
@@ -186,3 +186,21 @@ def test_ports_and_names_come_from_the_env_file(tmp_path: Path) -> None:
 def test_missing_domains_stop_compose_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match=r"set APICLUB_DOMAINS in \.env"):
         config(tmp_path, "direct", env="HTTPS_PORT=443\n")
+
+
+def test_both_api_services_get_apiclub_auth_auto_by_default_or_from_the_env_file(
+    tmp_path: Path,
+) -> None:
+    services = ("api", "api-behind-nginx")
+    default = config(tmp_path, "direct", "nginx", env="APICLUB_DOMAINS=example.org\n")
+    assert [default["services"][s]["environment"]["APICLUB_AUTH"] for s in services] == [
+        "auto",
+        "auto",
+    ]
+    chosen = config(
+        tmp_path, "direct", "nginx", env="APICLUB_DOMAINS=example.org\nAPICLUB_AUTH=all\n"
+    )
+    assert [chosen["services"][s]["environment"]["APICLUB_AUTH"] for s in services] == [
+        "all",
+        "all",
+    ]

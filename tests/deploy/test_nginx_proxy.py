@@ -18,7 +18,9 @@ import httpx
 import pytest
 from cryptography import x509
 
+from apiclub.settings import AuthMode
 from apiclub.tls import CertManager
+from apiclub.tokens import TokenStore
 from tests.deploy.conftest import behind_nginx, echo_app, serving_app
 from tests.deploy.helpers import (
     DOMAINS,
@@ -81,6 +83,31 @@ async def test_both_domains_are_routed_by_sni_and_host_over_h1_and_h2(
                         assert listed.status_code == 200
                         assert listed.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
                         assert name in [task["name"] for task in listed.json()["tasks"]]
+
+
+async def test_public_names_ask_a_token_that_nginx_passes_through(
+    tmp_path: Path, certs: CertManager, client_context: ssl.SSLContext
+) -> None:
+    settings = behind_nginx(tmp_path, AuthMode.AUTO)
+    token = TokenStore(settings.data_dir).add("ci")
+    async with serving(settings, redirect=False) as api:
+        with running_nginx(certs.settings.data_dir, api.api_port) as nginx:
+            for http2 in (False, True):
+                async with httpx.AsyncClient(verify=client_context, http2=http2) as client:
+                    url, ext = via(nginx, DOMAINS[0], "/task/")
+                    headers = {"host": DOMAINS[0]}
+                    refused = await client.post(
+                        url, json={"name": "x"}, headers=headers, extensions=ext
+                    )
+                    created = await client.post(
+                        url,
+                        json={"name": "x"},
+                        headers={**headers, "authorization": f"Bearer {token}"},
+                        extensions=ext,
+                    )
+                assert refused.status_code == 401, refused.text
+                assert refused.headers["www-authenticate"] == 'Bearer realm="apiclub"'
+                assert created.status_code == 201, created.text
 
 
 async def test_unknown_names_get_no_certificate(

@@ -15,6 +15,7 @@ import pytest
 
 from tests.deploy.helpers import REPO, clean_env, free_port
 from tests.postgres import missing_reason
+from tests.tools import missing
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +27,7 @@ PASSWORD = "s3cret-Pass_word"
 def root() -> Iterator[Path]:
     reason = missing_reason()
     if reason is not None:
-        pytest.skip(reason)
+        missing("the PostgreSQL server", reason)
     # Traversable by the postgres user, which pytest's 0700 tmp_path is not.
     path = Path(tempfile.mkdtemp(prefix="apiclub-pgimage-"))
     path.chmod(0o755)

@@ -21,7 +21,7 @@ def run(**values: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_fewer_than_two_replicas_are_not_restarted() -> None:
-    podman = tool("podman", why="apt-get install podman; .ci/run does")
+    podman = tool("podman", package="podman")
     # A project nobody runs: real podman lists no replica of it.
     result = run(PODMAN=podman, COMPOSE_PROJECT_NAME="apiclub-test-no-such-project")
     assert result.returncode == 1

@@ -15,22 +15,45 @@ from apiclub.server.sockets import bind_socket
 from apiclub.settings import Settings, TlsMode
 from apiclub.tls import CertManager
 from tests.server.conftest import Running, running_server
+from tests.tools import apt_fix, missing
 
-from .pebble import CHALLTESTSRV, MISSING, PEBBLE, Pebble, free_port, run_pebble
+from .pebble import (
+    MISSING_210,
+    PROFILES,
+    Pebble,
+    debian_12,
+    free_port,
+    pebble_210,
+    run_pebble,
+)
 
 NAME = "api.example.com"
 FAST = {
     "store_check_interval": timedelta(milliseconds=200),
     "retry_initial": timedelta(milliseconds=200),
     "acme_poll_interval": timedelta(milliseconds=50),
+    "ari_min_interval": timedelta(milliseconds=200),
 }
 
 
 @pytest.fixture(scope="session")
 def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
-    if PEBBLE is None or CHALLTESTSRV is None:
-        pytest.skip(MISSING)
-    with run_pebble(tmp_path_factory.mktemp("pebble"), free_port()) as server:
+    """Debian 12's pebble 2.4: the ACME of 2023 (no ARI, no profiles)."""
+    binaries = debian_12()
+    if binaries is None:
+        missing("pebble", apt_fix("pebble"))
+    with run_pebble(tmp_path_factory.mktemp("pebble"), free_port(), binaries) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pebble210(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
+    """pebble 2.10 from Debian sid: ARI, profiles (default 90 days, shortlived 6 days), IPs."""
+    binaries = pebble_210()
+    if binaries is None:
+        missing("pebble 2.10", MISSING_210)
+    workdir = tmp_path_factory.mktemp("pebble210")
+    with run_pebble(workdir, free_port(), binaries, profiles=PROFILES) as server:
         yield server
 
 

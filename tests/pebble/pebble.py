@@ -25,6 +25,47 @@ import trustme
 PEBBLE = shutil.which("pebble")
 CHALLTESTSRV = shutil.which("pebble-challtestsrv")
 MISSING = "pebble is not installed (apt-get install -y pebble): no ACME server to test against"
+# pebble 2.10 (ARI, profiles, IP identifiers, EAB) from Debian sid, unpacked by .ci/run beside
+# Debian 12's 2.4 (see docs/reliability.md): APICLUB_PEBBLE_210 names its bin folder.
+PEBBLE_210_BIN = Path(os.environ.get("APICLUB_PEBBLE_210", "/opt/pebble-2.10/usr/bin"))
+MISSING_210 = (
+    f"not in {PEBBLE_210_BIN}: sudo bash tests/fetch-pebble-210.sh (or sudo make test-deps) "
+    "fetches it from Debian sid; APICLUB_PEBBLE_210 names another folder"
+)
+# Its example configuration's profiles; LE's shortlived is 160 h, pebble's 6 days.
+PROFILES = {
+    "default": {"description": "90 days", "validityPeriod": 90 * 86400},
+    "shortlived": {"description": "6 days", "validityPeriod": 6 * 86400},
+}
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """One pebble release: its two programs and how challtestsrv names its DNS flag."""
+
+    pebble: str
+    challtestsrv: str
+    version: str
+
+    @property
+    def dns_flags(self) -> tuple[str, ...]:
+        # 2.10 renamed -dns01 to -dnsserver and opens a DoH listener on :8443 unless told not to.
+        if self.version == "2.4":
+            return ("-dns01",)
+        return ("-doh", "", "-dnsserver")
+
+
+def debian_12() -> Binaries | None:
+    if PEBBLE is None or CHALLTESTSRV is None:
+        return None
+    return Binaries(PEBBLE, CHALLTESTSRV, "2.4")
+
+
+def pebble_210() -> Binaries | None:
+    pebble, chall = PEBBLE_210_BIN / "pebble", PEBBLE_210_BIN / "pebble-challtestsrv"
+    if not (os.access(pebble, os.X_OK) and os.access(chall, os.X_OK)):
+        return None
+    return Binaries(str(pebble), str(chall), "2.10")
 
 
 def free_port() -> int:
@@ -53,6 +94,21 @@ class Pebble:
     management: str
     """Base URL of the management interface (roots, intermediates)."""
     workdir: Path
+    version: str = "2.4"
+
+    def post(self, path: str, body: object) -> bytes:
+        """POST JSON to the management interface (2.10: `/set-renewal-info/`)."""
+        context = ssl.create_default_context(cafile=str(self.ca_bundle))
+        request = urllib.request.Request(  # noqa: S310
+            f"{self.management}{path}", data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, context=context, timeout=10) as r:  # noqa: S310
+            answer: bytes = r.read()
+            return answer
+
+    def log(self) -> str:
+        """What pebble printed so far (e.g. "... is a replacement of ...")."""
+        return (self.workdir / "pebble.log").read_text(errors="replace")
 
     def fetch(self, path: str) -> bytes:
         context = ssl.create_default_context(cafile=str(self.ca_bundle))
@@ -69,9 +125,19 @@ class Pebble:
 
 
 @contextlib.contextmanager
-def run_pebble(workdir: Path, http_port: int) -> Iterator[Pebble]:
-    """Start challtestsrv and pebble on free ports; stop both when the block ends."""
-    assert PEBBLE is not None and CHALLTESTSRV is not None, MISSING
+def run_pebble(
+    workdir: Path,
+    http_port: int,
+    binaries: Binaries | None = None,
+    **extra: object,
+) -> Iterator[Pebble]:
+    """Start challtestsrv and pebble on free ports; stop both when the block ends.
+
+    `binaries` defaults to Debian 12's pebble; `extra` is merged into pebble's configuration
+    (profiles, externalAccountMACKeys, certificateValidityPeriod, ...).
+    """
+    binaries = binaries or debian_12()
+    assert binaries is not None, MISSING
     workdir.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
     leaf = ca.issue_cert("localhost", "127.0.0.1")
@@ -89,6 +155,7 @@ def run_pebble(workdir: Path, http_port: int) -> Iterator[Pebble]:
             "tlsPort": tls,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": False,
+            **extra,
         }
     }
     config_file = workdir / "pebble.json"
@@ -103,8 +170,9 @@ def run_pebble(workdir: Path, http_port: int) -> Iterator[Pebble]:
     logs = (workdir / "challtestsrv.log").open("wb"), (workdir / "pebble.log").open("wb")
     dns_server = subprocess.Popen(
         [
-            CHALLTESTSRV,
-            *("-dns01", f"127.0.0.1:{dns}", "-http01", "", "-https01", "", "-tlsalpn01", ""),
+            binaries.challtestsrv,
+            *binaries.dns_flags,
+            *(f"127.0.0.1:{dns}", "-http01", "", "-https01", "", "-tlsalpn01", ""),
             *("-management", f"127.0.0.1:{chall_mgmt}"),
             *("-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""),
         ],
@@ -112,7 +180,14 @@ def run_pebble(workdir: Path, http_port: int) -> Iterator[Pebble]:
         stderr=subprocess.STDOUT,
     )
     server = subprocess.Popen(
-        [PEBBLE, "-strict=false", "-dnsserver", f"127.0.0.1:{dns}", "-config", str(config_file)],
+        [
+            binaries.pebble,
+            "-strict=false",
+            "-dnsserver",
+            f"127.0.0.1:{dns}",
+            "-config",
+            str(config_file),
+        ],
         env=env,
         stdout=logs[1],
         stderr=subprocess.STDOUT,
@@ -123,6 +198,7 @@ def run_pebble(workdir: Path, http_port: int) -> Iterator[Pebble]:
         http_port=http_port,
         management=f"https://127.0.0.1:{mgmt}",
         workdir=workdir,
+        version=binaries.version,
     )
     try:
         _wait_until_up(pebble, server)

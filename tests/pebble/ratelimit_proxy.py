@@ -53,6 +53,13 @@ class Fault:
     problem: bool = True
     """Send a rateLimited problem document; False: a bare text answer, as a load balancer in
     front of the CA might send."""
+    problem_type: str = RATE_LIMITED
+    ari_retry_after: int | None = None
+    """Add `Retry-After: N` to pebble's renewalInfo answers (pebble sends none)."""
+    times: int = 1
+    """How many requests to `target` get the fault ("none": no fault at all)."""
+    after: int = 0
+    """Let this many requests to `target` through first (0: fault the first)."""
 
 
 @dataclass(frozen=True)
@@ -83,12 +90,14 @@ class RateLimitProxy:
         self._new_order_path = ""
         self._new_nonce_path = ""
         self._finalize_paths: set[str] = set()
-        self._faulted = False
+        self._faulted = 0
+        self._passed = 0
         self._lock = threading.Lock()
 
     def learn_directory(self) -> None:
         """Find pebble's newOrder and newNonce paths (they are its own choice)."""
-        status, _, body = self.forward("GET", urlsplit(self.pebble.directory).path, {}, b"")
+        path = urlsplit(self.pebble.directory).path
+        status, _, body = self.forward("GET", path, {"User-Agent": "test-proxy"}, b"")
         assert status == 200, body
         directory = json.loads(body)
         self._new_order_path = urlsplit(directory["newOrder"]).path
@@ -131,9 +140,13 @@ class RateLimitProxy:
         self._learn_finalize(data)
         self._record(Exchange(arrived, handler.command, path, status))
         handler.send_response(status)
+        ari_retry_after = self.fault.ari_retry_after if "/renewalInfo/" in path else None
         for key, value in response_headers:
-            if key.lower() not in NOT_FORWARDED:
-                handler.send_header(key, value)
+            if key.lower() in NOT_FORWARDED or (ari_retry_after and key.lower() == "retry-after"):
+                continue
+            handler.send_header(key, value)
+        if ari_retry_after is not None:  # in place of pebble's own (6 hours)
+            handler.send_header("Retry-After", str(ari_retry_after))
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         if handler.command != "HEAD":
@@ -143,13 +156,18 @@ class RateLimitProxy:
         if method != "POST":
             return False
         with self._lock:
-            if self._faulted:
+            if self._faulted >= self.fault.times:
                 return False
             if self.fault.target == "newOrder":
                 hit = path == self._new_order_path
-            else:
+            elif self.fault.target == "finalize":
                 hit = path in self._finalize_paths
-            self._faulted = hit
+            else:  # "none": forward everything
+                hit = False
+            if hit and self._passed < self.fault.after:
+                self._passed += 1
+                return False
+            self._faulted += hit
             return hit
 
     def _learn_finalize(self, data: bytes) -> None:
@@ -165,9 +183,11 @@ class RateLimitProxy:
         handler.send_response(fault.status)
         if fault.problem:
             host = handler.headers.get("Host", "")
-            _, nonce_headers, _ = self.forward("HEAD", self._new_nonce_path, {"Host": host}, b"")
+            _, nonce_headers, _ = self.forward(
+                "HEAD", self._new_nonce_path, {"Host": host, "User-Agent": "test-proxy"}, b""
+            )
             nonce = next(v for k, v in nonce_headers if k.lower() == "replay-nonce")
-            problem = {"type": RATE_LIMITED, "detail": fault.detail, "status": fault.status}
+            problem = {"type": fault.problem_type, "detail": fault.detail, "status": fault.status}
             data = json.dumps(problem).encode()
             handler.send_header("Content-Type", PROBLEM_JSON)
             handler.send_header("Replay-Nonce", nonce)

@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.tools import missing
+
 SSLYZE_VERSION = "6.3.1"
 VENV = Path(__file__).resolve().parents[2] / ".venv" / "sslyze"
 INSTALL_TIMEOUT = 600
@@ -59,8 +61,9 @@ def sslyze_python(announce: Callable[[str], object]) -> Path:
         if pip.returncode != 0:
             shutil.rmtree(VENV, ignore_errors=True)
             if (unreachable := _pypi_unreachable()) is not None:
-                pytest.skip(
-                    f"sslyze cannot be installed into {VENV}: PyPI unreachable ({unreachable})"
+                missing(
+                    f"sslyze (its own venv, {VENV})",
+                    f"needs PyPI, which is unreachable ({unreachable})",
                 )
             pytest.fail(f"pip install sslyze=={SSLYZE_VERSION} failed:\n{pip.stdout}{pip.stderr}")
     return python

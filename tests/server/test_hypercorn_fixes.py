@@ -354,7 +354,9 @@ async def test_after_two_closes_the_tls_transports_own_abort_cuts_nothing(
     # The premise of `_socket_transport` (CPython gh-98539). If this starts failing, CPython
     # fixed it and `abort_connections` may call `writer.transport.abort()` again.
     async with closed_twice_under_a_silent_client(trust_ca, trust_context) as (writer, tcp):
-        writer.transport.abort()
+        # 3.11.7 returns having done nothing; Debian 12's 3.11.2 raises, its protocol gone.
+        with contextlib.suppress(AttributeError):
+            writer.transport.abort()
         assert not tcp.is_closing()
         tcp.abort()  # so that the block's end does not wait 30 s
 

@@ -249,3 +249,25 @@ def test_acme_mode_with_a_missing_ca_bundle_fails_prepare(tmp_path: Path) -> Non
         CertificateError, match=r"APICLUB_ACME_CA_BUNDLE .*missing.pem is not a file"
     ):
         CertManager(config).prepare()
+
+
+@pytest.mark.parametrize(
+    ("name", "acme"),
+    [
+        ("1.1.1.1", True),
+        ("2606:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.0.0.7", False),
+        ("192.168.1.2", False),
+        ("::1", False),
+        ("api.example.com", True),
+        ("localhost", False),
+    ],
+)
+def test_auto_mode_orders_public_ips_from_acme_and_keeps_private_ones_local(
+    tmp_path: Path, name: str, acme: bool
+) -> None:
+    settings = Settings(data_dir=tmp_path, domains=(name,), tls=TlsMode.AUTO, acme_agree_tos=True)
+    manager = CertManager(settings)
+    assert (name in manager.acme_names) is acme
+    assert (name in manager.local_names) is not acme

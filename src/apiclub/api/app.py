@@ -6,8 +6,10 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins import PluginProtocol
 from litestar.plugins.core import MsgspecDIPlugin
+from litestar.types import Guard, LifespanHook
 
 from apiclub import __version__
+from apiclub.api.auth import create_token_auth
 from apiclub.api.docs import PinnedSwaggerRenderPlugin
 from apiclub.api.errors import create_exception_handlers
 from apiclub.api.ratelimit import create_rate_limit, create_rate_limit_handlers
@@ -38,6 +40,8 @@ def create_app(settings: Settings) -> Litestar:
     Start-up fails (and so the server refuses to start) with `StorageError` when the database
     is unusable (an SQLite file) or unreachable (PostgreSQL, after retrying), and with
     `MigrationError` when a migration fails. Shut-down closes PostgreSQL's connection pool.
+    With `settings.auth_mode` not `off`, start-up also reads the token file (`StorageError` if
+    it is corrupt) and the requests it names need a bearer token (`api/auth.py`).
     """
     exception_handlers = create_exception_handlers(settings.max_body_size)
     middleware = []
@@ -54,20 +58,39 @@ def create_app(settings: Settings) -> Litestar:
         while opened:
             await close_database(opened.pop())
 
-    return _Api(
+    auth = create_token_auth(settings)
+    guards: list[Guard] = []
+    on_startup: list[LifespanHook] = [start_database]
+    on_shutdown: list[LifespanHook] = [stop_database]
+    # One docs page, its CDN files pinned by hash (api/docs.py); the JSON document as before.
+    docs = [PinnedSwaggerRenderPlugin()]
+    openapi_config = OpenAPIConfig(title="apiclub", version=__version__, render_plugins=docs)
+    if auth is not None:
+        guards.append(auth.guard)
+        on_startup.append(auth.start)
+        on_shutdown.insert(0, auth.stop)
+        openapi_config = OpenAPIConfig(
+            title="apiclub",
+            version=__version__,
+            components=auth.components(),
+            render_plugins=docs,
+        )
+
+    app = _Api(
         route_handlers=[read_status, check_database, TaskController],
-        on_startup=[start_database],
-        on_shutdown=[stop_database],
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        guards=guards,
         exception_handlers=exception_handlers,
         middleware=middleware,
         request_class=ApiRequest,
         request_max_body_size=settings.max_body_size,
-        # One docs page, its CDN files pinned by hash (api/docs.py); JSON and YAML as before.
-        openapi_config=OpenAPIConfig(
-            title="apiclub", version=__version__, render_plugins=[PinnedSwaggerRenderPlugin()]
-        ),
+        openapi_config=openapi_config,
         before_send=[add_security_headers],
         # The launcher owns logging; Litestar's default config would reconfigure the root logger.
         logging_config=None,
         debug=False,
     )
+    if auth is not None:
+        auth.declare_security(app)
+    return app

@@ -25,12 +25,12 @@ from litestar.status_codes import (
 )
 from litestar.types import ExceptionHandlersMap
 
+from apiclub.api.messages import explain_all
 from apiclub.db import UNAVAILABLE_ERRORS, DatabaseFileError, unavailable_reason
 
 logger = logging.getLogger(__name__)
 
 SECONDS = 1
-JSON_EXAMPLE = '{"name": "Write the tests"}'
 CLIENT_GONE = "client disconnected prematurely"
 """Litestar 2's text (an InternalServerException) when the body ends in a disconnect."""
 CLIENT_CLOSED_REQUEST = 499
@@ -65,7 +65,7 @@ def create_exception_handlers(max_body_size: int) -> ExceptionHandlersMap:
             return _json_error(CLIENT_CLOSED_REQUEST, "request body incomplete", None, None)
         if status >= HTTP_500_INTERNAL_SERVER_ERROR:
             return handle_internal(request, exc)
-        detail, extra = exc.detail, _explain_missing_body(exc.extra)
+        detail, extra = exc.detail, explain_all(exc.extra)
         if status == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
             detail = f"request body is larger than {max_body_size} bytes"
             extra = {"max_body_size": max_body_size}
@@ -121,17 +121,3 @@ def _json_error(
         headers=headers,
         media_type=MediaType.JSON,
     )
-
-
-def _explain_missing_body(extra: Any) -> Any:
-    # Litestar reports an empty body as the KeyError text "'data'"; say what the client can fix.
-    if isinstance(extra, list):
-        return [
-            {**item, "message": f"request body is empty: send a JSON object like {JSON_EXAMPLE}"}
-            if isinstance(item, dict)
-            and item.get("key") == "data"
-            and item.get("message") == "'data'"
-            else item
-            for item in extra
-        ]
-    return extra

@@ -15,17 +15,24 @@ handler, each with its own lock from litestar#4681, so parallel requests to seve
 on one counter: 40 of them over 3 routes under `5/minute` let 9 through); and dropping counters
 of addresses gone quiet (its memory store forgets a key only when that key is read again, so
 one-off addresses would pile up).
+
+`FailureLimiter` counts something Litestar's middleware cannot see: failed bearer-token attempts
+(`api/auth.py` reports them). It is always on when tokens are, whether or not APICLUB_RATE_LIMIT
+is set, and keyed on the same proxy-resolved address.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from litestar import MediaType, Request, Response
-from litestar.exceptions import TooManyRequestsException
+from litestar.exceptions import HTTPException, TooManyRequestsException
 from litestar.middleware.rate_limit import (
     DURATION_VALUES,
     CacheObject,
@@ -102,3 +109,63 @@ def create_rate_limit_handlers(limit: RateLimit) -> ExceptionHandlersMap:
         )
 
     return {TooManyRequestsException: reject}
+
+
+AUTH_FAILURE_LIMIT = RateLimit(10, "minute")
+"""Failed token attempts one client address may make in a sliding minute; the next request that
+needs a token gets 429 until the oldest failure leaves the window. A token is 256 random bits,
+so the limit is not what stops guessing: it bounds the work and the log lines a guesser costs."""
+
+
+class TokenAttemptsExceeded(HTTPException):
+    """429 for an address past `AUTH_FAILURE_LIMIT`; answered as JSON by `api/errors.py`.
+
+    Not a `TooManyRequestsException`: that one's handler words the general limit."""
+
+    status_code = HTTP_429_TOO_MANY_REQUESTS
+
+
+class FailureLimiter:
+    """Failed attempts per client address in a sliding window, and who must wait.
+
+    Memory: at most `limit.requests` timestamps per address, and addresses whose last failure
+    left the window are dropped once per window (like the request limiter's sweep).
+    """
+
+    def __init__(
+        self, limit: RateLimit = AUTH_FAILURE_LIMIT, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._next_sweep = 0.0
+
+    def check(self, address: str) -> None:
+        """Let `address` try, or raise `TokenAttemptsExceeded` saying when it may again."""
+        times = self._failures.get(address)
+        if times is None:
+            return
+        now = self._clock()
+        while times and times[0] <= now - self.limit.window:
+            times.popleft()
+        if len(times) < self.limit.requests:
+            return
+        retry_after = max(1, math.ceil(times[0] + self.limit.window - now))
+        raise TokenAttemptsExceeded(
+            detail=(
+                f"too many failed token attempts from {address}: at most {self.limit.requests} "
+                f"per {self.limit.unit}, retry in {retry_after} s with a valid token"
+            ),
+            extra={"limit": str(self.limit), "retry_after": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    def record_failure(self, address: str) -> None:
+        """Count one failed attempt from `address`."""
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.limit.window
+            cutoff = now - self.limit.window
+            self._failures = {a: t for a, t in self._failures.items() if t and t[-1] > cutoff}
+        times = self._failures.setdefault(address, deque(maxlen=self.limit.requests))
+        times.append(now)

@@ -13,9 +13,13 @@ import logging
 from apiclub.db.engine import Database, create_engine
 from apiclub.db.migrate import migrate
 from apiclub.db.postgres import Postgres
+from apiclub.db.serving import ServingLock, serving_lock_path
 from apiclub.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+_serving_locks: dict[int, ServingLock] = {}
+"""The serving lock of each engine `open_database` opened, by `id(engine)`, until it closes."""
 
 
 def choose_engine(settings: Settings) -> Database:
@@ -26,19 +30,28 @@ def choose_engine(settings: Settings) -> Database:
     """
     if settings.database_url is not None:
         return Postgres(settings.database_url)
-    return create_engine(settings.database_path)
+    # Replicated by Litestream: it owns the checkpoints (engine's module docstring).
+    return create_engine(settings.database_path, autocheckpoint=settings.replicate is None)
 
 
 async def open_database(settings: Settings) -> Database:
     """Open the database `settings` name and apply pending migrations; return its engine.
 
-    PostgreSQL is retried for `postgres.START_RETRY_FOR` while it cannot be reached.
+    PostgreSQL is retried for `postgres.START_RETRY_FOR` while it cannot be reached. The
+    serving lock (`serving`) is held from here until `close_database`, so `apiclub restore`
+    knows a server runs; while a restore holds it, this waits for the restore to finish.
 
     Raises:
         StorageError: the database cannot be opened or reached (the message says how to fix it).
         MigrationError: a migration failed.
     """
-    engine = await _start_engine(settings)
+    lock = await asyncio.to_thread(ServingLock, serving_lock_path(settings))
+    try:
+        engine = await _start_engine(settings)
+    except BaseException:
+        lock.release()
+        raise
+    _serving_locks[id(engine)] = lock
     try:
         applied = await migrate(engine)
     except BaseException:
@@ -50,10 +63,14 @@ async def open_database(settings: Settings) -> Database:
 
 async def close_database(engine: Database) -> None:
     """Close PostgreSQL's pool, or commit SQLite's queued writes and close its connections."""
-    if isinstance(engine, Postgres):
-        await engine.close()
-    else:
-        await asyncio.to_thread(engine.close)  # waits for the writer thread's last commit
+    try:
+        if isinstance(engine, Postgres):
+            await engine.close()
+        else:
+            await asyncio.to_thread(engine.close)  # waits for the writer thread's last commit
+    finally:
+        if (lock := _serving_locks.pop(id(engine), None)) is not None:
+            lock.release()
 
 
 async def migrate_database(settings: Settings) -> list[str]:

@@ -12,6 +12,11 @@ Which connection runs what (a few long-lived readers, one group-committing write
 but builds may lower it): in WAL mode FULL keeps acknowledged commits across a process crash
 *and* a power loss, where NORMAL survives only the former; it costs one fsync per commit.
 Connections open only the file opened at start, through a `DatabaseGuard` (see `guard`).
+
+When Litestream replicates the file (`APICLUB_REPLICATE`), it must own checkpoints: it copies
+WAL frames before they are checkpointed into the main file, and an application checkpoint
+racing it forces a new snapshot (Litestream's "tips": disable autocheckpoints). Every
+connection then sets `wal_autocheckpoint=0` (`create_engine(..., autocheckpoint=False)`).
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ class _DurableConnection(sqlite3.Connection):
         self.execute("PRAGMA synchronous=FULL")
 
 
-def _guarded_factory(guard: DatabaseGuard) -> type[sqlite3.Connection]:
+def _guarded_factory(guard: DatabaseGuard, autocheckpoint: bool) -> type[sqlite3.Connection]:
     """A connection class that opens `guard`'s file only, and only while it is still there."""
 
     class GuardedConnection(_DurableConnection):
@@ -61,6 +66,8 @@ def _guarded_factory(guard: DatabaseGuard) -> type[sqlite3.Connection]:
             super().__init__(guard.uri, *args, **{**kwargs, "uri": True})
             try:
                 guard.check()  # the file may have gone between the check and the open
+                if not autocheckpoint:
+                    self.execute("PRAGMA wal_autocheckpoint=0")  # Litestream checkpoints
             except BaseException:
                 self.close()
                 raise
@@ -68,8 +75,12 @@ def _guarded_factory(guard: DatabaseGuard) -> type[sqlite3.Connection]:
     return GuardedConnection
 
 
-def create_engine(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SQLiteDatabase:
+def create_engine(
+    path: Path, *, busy_timeout: float = BUSY_TIMEOUT, autocheckpoint: bool = True
+) -> SQLiteDatabase:
     """Prepare the SQLite file at `path` (WAL, writable) and return a Piccolo engine for it.
+
+    `autocheckpoint=False` leaves checkpoints to another process (Litestream; module docstring).
 
     The engine keeps its connections open for its life (`close()`, or when it is garbage
     collected, or at exit), and refuses to use a file other than the one prepared here.
@@ -100,7 +111,8 @@ def create_engine(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SQLiteDa
             "writable file system with free space, or set DB_FILE_PATH elsewhere"
         ) from None
     # These keyword arguments go to sqlite3.connect for each new connection.
-    return SQLiteDatabase(guard, timeout=busy_timeout, factory=_guarded_factory(guard))
+    factory = _guarded_factory(guard, autocheckpoint)
+    return SQLiteDatabase(guard, timeout=busy_timeout, factory=factory)
 
 
 PRIVATE_DIR_MODE = 0o700

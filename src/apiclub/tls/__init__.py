@@ -2,7 +2,7 @@
 
 Cheat sheet (the whole public surface)::
 
-    from apiclub.tls import CertManager, root_cert_path, install_root
+    from apiclub.tls import CertManager, root_cert_path, trust_root
 
     manager = CertManager(settings)          # ACME for public names (auto/acme), local CA for
                                              # local ones (auto/internal), or files (files)
@@ -16,7 +16,8 @@ Cheat sheet (the whole public surface)::
     list_stored(settings.data_dir)           # `apiclub certs list`
 
     root = root_cert_path(settings)          # data/ca/root.pem, created on first use
-    print(install_root(root))                # system trust store (Debian, as root)
+    for result in trust_root(root, root_key_path(settings)):   # system store (as root), NSS
+        print(result.line())                 # ... databases; untrust_root(root) undoes it
 
     ca = LocalCA.load_or_create(FileStorage(data_dir))
     leaf = ca.issue_cert(["localhost", "127.0.0.1"])   # CertifiedKey: chain_pem, key_pem, leaf
@@ -35,24 +36,27 @@ Modules, one concept each (certmagic's split)::
     issuers        Issuer: the local CA (local_ca) or an ACME server (acme_client)
     challenges     HTTP-01 tokens in flight; http01: a responder for the CLI
     storage        Storage and FileStorage; certstore: obtained certificates; live: certs/live/
-    certified      CertifiedKey; names: which names only the local CA can certify; trust
+    certified      CertifiedKey
+    trust          `ca trust`/`untrust`: trust_system (OS stores), trust_nss (browsers)
 
 This package imports only the standard library, cryptography, the `acme` client (with josepy)
-and apiclub.settings/errors: nothing of Litestar or Hypercorn.
+and apiclub.settings/errors/names: nothing of Litestar or Hypercorn. `is_local_name` lives in
+`apiclub.names` (the API's `APICLUB_AUTH=auto` asks it too) and is re-exported here.
 """
 
 from __future__ import annotations
 
+from apiclub.names import is_local_name
 from apiclub.tls.acme_basics import AcmeError
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.certstore import list_stored
 from apiclub.tls.challenges import ChallengeStore
 from apiclub.tls.context import CertMap, create_server_context
 from apiclub.tls.local_ca import LocalCA
-from apiclub.tls.manager import CertManager, root_cert_path
-from apiclub.tls.names import is_local_name
+from apiclub.tls.manager import CertManager, root_cert_path, root_key_path
 from apiclub.tls.storage import FileStorage, Storage
-from apiclub.tls.trust import install_root, trust_commands
+from apiclub.tls.trust import trust_root, untrust_root
+from apiclub.tls.trust_result import StoreResult
 
 __all__ = [
     "AcmeError",
@@ -63,10 +67,12 @@ __all__ = [
     "FileStorage",
     "LocalCA",
     "Storage",
+    "StoreResult",
     "create_server_context",
-    "install_root",
     "is_local_name",
     "list_stored",
     "root_cert_path",
-    "trust_commands",
+    "root_key_path",
+    "trust_root",
+    "untrust_root",
 ]

@@ -8,30 +8,37 @@ a thread. The account key and registration live in the data directory, per ACME 
 
 Every failure is an `AcmeError` carrying the server's problem type and detail (RFC 8555 6.7)
 and, when the server asked for one, how long to wait (`Retry-After`, RFC 8555 6.6).
+Renewal info (ARI, RFC 9773) is fetched here and judged in `tls.ari`; orders name a profile
+and the certificate they replace through `tls.acme_compat`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from acme import challenges, client, errors, messages
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from josepy import errors as jose_errors
 from josepy import jwa, jwk
 
 from apiclub.errors import CertificateError
+from apiclub.names import is_ip_address
 from apiclub.tls.acme_basics import POLL_INTERVAL as POLL_INTERVAL  # re-exported
 from apiclub.tls.acme_basics import AcmeError as AcmeError  # re-exported
 from apiclub.tls.acme_basics import directory_id as directory_id  # re-exported
+from apiclub.tls.acme_calls import CLIENT_PROBLEM, Network, call, with_eab_hint
+from apiclub.tls.acme_calls import HTTP_PROBLEM as HTTP_PROBLEM  # re-exported
+from apiclub.tls.acme_calls import retry_after_seconds as retry_after_seconds  # re-exported
+from apiclub.tls.acme_compat import new_order
+from apiclub.tls.ari import RenewalInfo, ari_cert_id
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.challenges import ChallengeStore
 from apiclub.tls.local_ca import san_entries
@@ -43,36 +50,16 @@ ORDER_TIMEOUT = timedelta(seconds=90)
 FIRST_POLL = 0.25
 NETWORK_TIMEOUT_SECONDS = 30
 USER_AGENT = "apiclub (acme-python)"
-# Problem types that are not ACME's own (RFC 8555 6.7 lists those under this prefix).
-CONNECTION_PROBLEM = "apiclub:connection"
-CLIENT_PROBLEM = "apiclub:client"
-HTTP_PROBLEM = "apiclub:http"
-
-
-class _Network(client.ClientNetwork):
-    """`ClientNetwork` that remembers the last answer's status and `Retry-After`, which the
-    `acme` errors drop."""
-
-    retry_after: str | None = None
-    status: str | None = None
-    """"503 Service Unavailable": the last answer's status line, or None before any."""
-
-    def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        response = super()._send_request(method, url, *args, **kwargs)
-        self.retry_after = response.headers.get("Retry-After")
-        self.status = f"{response.status_code} {response.reason}".strip()
-        return response
-
-    def forget(self) -> None:
-        """Start a new call: what earlier answers said no longer applies."""
-        self.retry_after = self.status = None
+ALREADY_REPLACED = "urn:ietf:params:acme:error:alreadyReplaced"
+SHORTLIVED = "shortlived"
+"""The profile an IP-address certificate needs at Let's Encrypt (and pebble)."""
 
 
 class AcmeClient:
     """A registered ACME account at one directory. Get one with `AcmeClient.connect`."""
 
     def __init__(
-        self, acme: client.ClientV2, net: _Network, storage: Storage, prefix: str, email: str | None
+        self, acme: client.ClientV2, net: Network, storage: Storage, prefix: str, email: str | None
     ) -> None:
         self._acme = acme
         self._net = net
@@ -80,6 +67,50 @@ class AcmeClient:
         self._prefix = prefix
         self._email = email
         self.poll_interval = POLL_INTERVAL
+        self.profile: str | None = None
+        """The profile every order names (APICLUB_ACME_PROFILE), or None: the CA's default."""
+        self.eab: tuple[str, str] | None = None
+        """External Account Binding (key id, base64url HMAC key), used when registering."""
+
+    @property
+    def profiles(self) -> dict[str, str]:
+        """The profiles the directory offers, name to description (empty: none)."""
+        offered = self._acme.directory.meta.profiles
+        return dict(offered) if offered else {}
+
+    @property
+    def has_ari(self) -> bool:
+        """Tell whether the directory offers renewal info (RFC 9773 3)."""
+        return "renewalInfo" in self._acme.directory.to_partial_json()
+
+    def renewal_info(self, leaf: x509.Certificate) -> RenewalInfo | None:
+        """The CA's suggested renewal window for `leaf`, or None if it offers no ARI.
+
+        Raises:
+            AcmeError: the answer cannot be fetched or read.
+        """
+        if not self.has_ari:
+            return None
+        try:
+            cert_id = ari_cert_id(leaf)
+        except ValueError as exc:
+            raise AcmeError("fetching renewal info", CLIENT_PROBLEM, str(exc), None) from exc
+        url = f"{self._acme.directory['renewalInfo']}/{cert_id}"
+        what = f"fetching renewal info {url}"
+        response = call(self._net, what, lambda: self._net.get(url))
+        try:
+            body = json.loads(response.content)
+            window = body["suggestedWindow"]
+            start, end = (_rfc3339(window[k]) for k in ("start", "end"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AcmeError(what, CLIENT_PROBLEM, f"unreadable answer: {exc}", None) from exc
+        explanation = body.get("explanationURL")
+        return RenewalInfo(
+            start=start,
+            end=end,
+            explanation_url=str(explanation) if explanation else None,
+            retry_after=retry_after_seconds(response.headers.get("Retry-After"), time.time()),
+        )
 
     @classmethod
     def connect(
@@ -89,8 +120,11 @@ class AcmeClient:
         *,
         email: str | None = None,
         ca_bundle: Path | None = None,
+        eab: tuple[str, str] | None = None,
     ) -> AcmeClient:
-        """Fetch the directory, load the stored account or register one (terms agreed).
+        """Fetch the directory. The account is loaded, or registered (terms agreed, bound to
+        `eab`'s key id and HMAC key when given: once, then stored), at the first order:
+        renewal info and profiles need none.
 
         Raises:
             AcmeError: the directory cannot be fetched or the account cannot be registered.
@@ -99,7 +133,7 @@ class AcmeClient:
         prefix = f"acme/{directory_id(directory_url)}"
         with storage.lock(f"acme-account-{directory_id(directory_url)}"):
             key = _load_or_create_key(storage, f"{prefix}/account-key.pem")
-            net = _Network(
+            net = Network(
                 key=jwk.JWKEC(key=key),
                 alg=jwa.ES256,
                 user_agent=USER_AGENT,
@@ -109,13 +143,13 @@ class AcmeClient:
                 # requests takes a CA bundle path where `acme` declares a bool.
                 net.verify_ssl = cast(bool, str(ca_bundle))
             try:
-                directory = _call(
+                directory = call(
                     net,
                     f"fetching ACME directory {directory_url}",
                     lambda: client.ClientV2.get_directory(directory_url, net),
                 )
                 self = cls(client.ClientV2(directory, net), net, storage, prefix, email)
-                self._load_or_register()
+                self.eab = eab
             except BaseException:
                 net.session.close()
                 raise
@@ -130,29 +164,45 @@ class AcmeClient:
         names: Sequence[str],
         answers: ChallengeStore,
         cancel: threading.Event | None = None,
+        replaces: str | None = None,
     ) -> CertifiedKey:
         """Order a certificate for `names` with a fresh key, answering HTTP-01 on port 80.
+
+        `replaces` is the ARI id of the certificate this renews (RFC 9773 5); a CA that says
+        it is already replaced gets the order again without it.
 
         Raises:
             AcmeError: the order, a challenge or the finalization failed.
         """
+        if self._net.account is None:
+            with self._storage.lock(f"acme-account-{self._prefix.rsplit('/', 1)[-1]}"):
+                self._load_or_register()
         key = ec.generate_private_key(ec.SECP256R1())
         csr_pem = _csr(key, names)
         what = f"ordering a certificate for {', '.join(names)}"
+        profile = self._profile_for(names, what)
         net = self._net
+
+        def order_once() -> messages.OrderResource:
+            return new_order(self._acme, csr_pem, profile=profile, replaces=replaces)
+
         try:
-            order = _call(net, what, lambda: self._acme.new_order(csr_pem))
+            order = call(net, what, order_once)
         except AcmeError as exc:
-            if not exc.problem_type.endswith(":accountDoesNotExist"):
+            if exc.problem_type == ALREADY_REPLACED and replaces:
+                logger.info("%s: the CA says %s is already replaced; ordering anew", what, replaces)
+                replaces = None
+            elif exc.problem_type.endswith(":accountDoesNotExist"):
+                logger.info("the ACME server forgot our account; registering again")
+                self._register()
+            else:
                 raise
-            logger.info("the ACME server forgot our account; registering again")
-            self._register()
-            order = _call(net, what, lambda: self._acme.new_order(csr_pem))
+            order = call(net, what, order_once)
         deadline = time.monotonic() + ORDER_TIMEOUT.total_seconds()
         order = self._authorize(order, answers, deadline, cancel)
         # `acme` compares its deadline with naive local time.
         naive_deadline = datetime.now() + ORDER_TIMEOUT  # noqa: DTZ005
-        done = _call(net, what, lambda: self._acme.finalize_order(order, naive_deadline))
+        done = call(net, what, lambda: self._acme.finalize_order(order, naive_deadline))
         key_pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -162,6 +212,21 @@ class AcmeClient:
             return CertifiedKey.from_pem(done.fullchain_pem.encode("ascii"), key_pem)
         except (ValueError, TypeError) as exc:
             raise AcmeError(what, CLIENT_PROBLEM, f"unusable certificate: {exc}", None) from exc
+
+    def _profile_for(self, names: Sequence[str], what: str) -> str | None:
+        """The configured profile; for IP addresses `shortlived`, the only one LE allows."""
+        if self.profile is not None or not any(is_ip_address(name) for name in names):
+            return self.profile
+        if SHORTLIVED not in self.profiles:
+            offered = ", ".join(self.profiles) or "none"
+            raise AcmeError(
+                what,
+                CLIENT_PROBLEM,
+                f"an IP-address certificate needs the {SHORTLIVED!r} profile, which this CA "
+                f"does not offer (profiles: {offered}): use a DNS name, or another CA",
+                None,
+            )
+        return SHORTLIVED
 
     def _authorize(
         self,
@@ -186,7 +251,7 @@ class AcmeClient:
                 answers.add(token, validation, name)
                 tokens.append(token)
                 what = f"answering the HTTP-01 challenge for {name}"
-                _call(net, what, lambda c=challenge, r=response: self._acme.answer_challenge(c, r))
+                call(net, what, lambda c=challenge, r=response: self._acme.answer_challenge(c, r))
                 decided.append(self._poll(authz, name, deadline, cancel))
         finally:
             for token in tokens:
@@ -207,7 +272,7 @@ class AcmeClient:
         # configured interval.
         backoff = min(FIRST_POLL, self.poll_interval.total_seconds())
         while True:
-            authz, response = _call(net, what, lambda a=authz: self._acme.poll(a))
+            authz, response = call(net, what, lambda a=authz: self._acme.poll(a))
             status = authz.body.status
             if status == messages.STATUS_VALID:
                 return authz
@@ -240,9 +305,24 @@ class AcmeClient:
     def _register(self) -> None:
         net = self._net
         net.account = None
-        new = messages.NewRegistration.from_data(email=self._email, terms_of_service_agreed=True)
+        binding = None
+        # RFC 8555 7.3.4: the CA knows us by this key id. Only for a CA that asks for it
+        # (meta.externalAccountRequired): with several CAs the key is the one that needs it.
+        if self.eab is not None and self._acme.directory.meta.external_account_required:
+            assert net.key is not None  # noqa: S101 - connect() always gives one
+            binding = messages.ExternalAccountBinding.from_data(
+                account_public_key=net.key.public_key(),
+                kid=self.eab[0],
+                hmac_key=self.eab[1],
+                directory=self._acme.directory,
+            )
+        new = messages.NewRegistration.from_data(
+            email=self._email, terms_of_service_agreed=True, external_account_binding=binding
+        )
         try:
-            regr = _call(net, "registering an ACME account", lambda: self._acme.new_account(new))
+            regr = call(net, "registering an ACME account", lambda: self._acme.new_account(new))
+        except AcmeError as exc:
+            raise with_eab_hint(exc, binding is not None) from exc
         except errors.ConflictError as exc:  # the key is registered already (RFC 8555 7.3.1)
             regr = messages.RegistrationResource(uri=exc.location, body=messages.Registration())
             net.account = regr
@@ -267,69 +347,9 @@ def _http01(authz: messages.AuthorizationResource, name: str) -> messages.Challe
     )
 
 
-def _call(net: _Network, what: str, action: Any) -> Any:
-    """Run one `acme` call, turning its many exception types into one `AcmeError`."""
-    net.forget()
-    try:
-        return action()
-    except errors.ConflictError:
-        raise
-    except messages.Error as exc:
-        raise AcmeError(
-            what, str(exc.typ), str(exc.detail), retry_after_seconds(net.retry_after, time.time())
-        ) from exc
-    except errors.ClientError as exc:
-        if net.status is None or net.status[0] not in "45":
-            raise AcmeError(what, CLIENT_PROBLEM, str(exc), None) from exc
-        # An error without a problem document (RFC 8555 6.7), e.g. from a load balancer in
-        # front of the CA: its status and Retry-After still say what happened and when to retry.
-        detail = f"HTTP {net.status} without a problem document"
-        wait = retry_after_seconds(net.retry_after, time.time())
-        raise AcmeError(what, HTTP_PROBLEM, detail, wait) from exc
-    except errors.ValidationError as exc:
-        problem = next(
-            (c.error for a in exc.failed_authzrs for c in a.body.challenges if c.error), None
-        )
-        typ, detail = (str(problem.typ), str(problem.detail)) if problem else ("", str(exc))
-        raise AcmeError(what, typ or CLIENT_PROBLEM, detail, None) from exc
-    except errors.IssuanceError as exc:
-        raise AcmeError(what, str(exc.error.typ), str(exc.error.detail), None) from exc
-    except errors.Error as exc:
-        raise AcmeError(what, CLIENT_PROBLEM, str(exc) or type(exc).__name__, None) from exc
-    except OSError as exc:  # requests' exceptions are OSErrors: refused, TLS, timeout
-        raise AcmeError(what, CONNECTION_PROBLEM, _short(exc), None) from exc
-    except jose_errors.DeserializationError as exc:
-        raise AcmeError(what, CLIENT_PROBLEM, f"unexpected answer: {exc}", None) from exc
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a `Retry-After` value (RFC 9110 10.2.3), or None if absent or
-    unreadable (then our own backoff decides).
-
-    Both forms are understood: delay-seconds (digits only) and an HTTP-date in any of the three
-    formats a recipient must accept (RFC 9110 5.6.7: IMF-fixdate, RFC 850, asctime), all UTC.
-    `now` is `time.time()`; a date in the past means "now".
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # asctime carries no zone; every HTTP-date is UTC (RFC 9110 5.6.7)
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
-
-
-def _short(exc: OSError) -> str:
-    """requests nests the reason deep inside; the innermost message is the readable one."""
-    inner: BaseException = exc
-    while inner.__context__ is not None and inner.__context__ is not inner:
-        inner = inner.__context__
-    return f"{exc.__class__.__name__}: {inner}" if inner is not exc else str(exc)
+def _rfc3339(value: str) -> datetime:
+    when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _csr(key: ec.EllipticCurvePrivateKey, names: Sequence[str]) -> bytes:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from apiclub.names import is_ip_address
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.context import CertMap
 from apiclub.tls.live import write_live
@@ -69,10 +70,19 @@ class CertCache:
         return served
 
     def publish(self) -> None:
-        """Install the current certificates in the SNI map: the local leaf is the default
-        (it covers the IPs, which clients never send by SNI), else the first ACME name's."""
+        """Install the current certificates in the SNI map. Clients never send an IP address
+        by SNI (RFC 6066 3), so the default is what IP names need: a public IP's ACME
+        certificate if there is one, else the local leaf (it covers the local IPs), else the
+        first ACME name's."""
         with self._publishing:
-            default, *others = self.served()
+            served = self.served()
+            by_ip = [
+                m.current
+                for name, m in self.managed.items()
+                if is_ip_address(name) and m.current is not None and not m.is_standin
+            ]
+            default = by_ip[0] if by_ip else served[0]
+            others = [c for c in served if c is not default]
             if self._map is None:
                 self._map = CertMap(default, others)
             else:

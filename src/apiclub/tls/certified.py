@@ -1,6 +1,6 @@
 """One certificate chain with its private key: what every certificate source hands back.
 
-The local CA, the files an operator gives and (later) ACME all produce a `CertifiedKey`, so
+The local CA, the files an operator gives and ACME all produce a `CertifiedKey`, so
 the SNI map and the renewal loop never care where a certificate came from.
 """
 
@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 SECONDS = timedelta(seconds=1)
 MINUTES = timedelta(minutes=1)
+HOURS = timedelta(hours=1)
 DAYS = timedelta(days=1)
 YEARS = 365 * DAYS
 

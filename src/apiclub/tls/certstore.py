@@ -2,6 +2,8 @@
 
     certs/<issuer-id>/<name>/fullchain.pem   leaf + intermediates, 0644
     certs/<issuer-id>/<name>/privkey.pem     its key, 0600
+    certs/<issuer-id>/<name>/renewal.json    when the server means to renew it and why
+                                             (the ARI window), or why it is paused; 0644
     certs/local/fullchain.pem, privkey.pem   the local CA's leaf for local names
 
 Each file is replaced atomically; the key is written before the chain, and a reader that
@@ -13,6 +15,7 @@ picked up by the others (`stamp` changes).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ logger = logging.getLogger("apiclub.tls")
 CERTS_DIR = "certs"
 CHAIN_FILE = "fullchain.pem"
 KEY_FILE = "privkey.pem"
+RENEWAL_FILE = "renewal.json"
 
 Stamp = tuple[int, int]
 
@@ -79,6 +83,21 @@ class CertStore:
         self.storage.write(self.key_key(name), certified.key_pem, private=True)
         self.storage.write(self.chain_key(name), certified.chain_pem)
 
+    def save_renewal(self, name: str, state: dict[str, str]) -> None:
+        """Record the renewal plan of `name` for `apiclub certs list` (best effort)."""
+        try:
+            self.storage.write(
+                f"{CERTS_DIR}/{self.issuer_id}/{name}/{RENEWAL_FILE}", json.dumps(state).encode()
+            )
+        except StorageError as exc:
+            logger.warning("cannot record the renewal plan of %s: %s", name, exc)
+
+    def load_renewal(self, name: str) -> dict[str, str]:
+        """The recorded renewal plan of `name` (empty if none or unreadable)."""
+        return read_renewal(
+            self.storage.path(f"{CERTS_DIR}/{self.issuer_id}/{name}/{RENEWAL_FILE}")
+        )
+
     def stamp(self, name: str) -> Stamp | None:
         """Modification time and size of the chain file: changes when anyone renews it."""
         try:
@@ -101,8 +120,11 @@ class StoredCert:
     path: Path
     names: tuple[str, ...]
     issuer: str
+    not_before: datetime
     not_after: datetime
     serial: int
+    renewal: dict[str, str]
+    """What the server recorded in `renewal.json`: `renew_at`, `reason`, `paused` (if any)."""
 
     def days_left(self, now: datetime) -> float:
         """Days until expiry (negative once expired)."""
@@ -126,8 +148,31 @@ def list_stored(data_dir: Path) -> list[StoredCert]:
                 path=path,
                 names=certified.names,
                 issuer=str(issuer[0].value) if issuer else certified.leaf.issuer.rfc4514_string(),
+                not_before=certified.not_before,
                 not_after=certified.not_after,
                 serial=certified.leaf.serial_number,
+                renewal=read_renewal(path.parent / RENEWAL_FILE),
             )
         )
+    return found
+
+
+def read_renewal(path: Path) -> dict[str, str]:
+    """A `renewal.json` as a dict of strings; empty when missing or unreadable."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def list_paused(data_dir: Path) -> list[tuple[str, str]]:
+    """(name, unpause URL) for every name a CA paused (the zombie rule), certificate or not."""
+    found = []
+    for path in sorted((data_dir / CERTS_DIR).glob(f"*/*/{RENEWAL_FILE}")):
+        url = read_renewal(path).get("paused")
+        if url:
+            found.append((path.parent.name, url))
     return found

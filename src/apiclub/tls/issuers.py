@@ -21,6 +21,7 @@ from apiclub.tls.storage import Storage
 
 if TYPE_CHECKING:
     from apiclub.tls.acme_client import AcmeClient
+    from apiclub.tls.ari import RenewalInfo
 
 Http01Listener = Callable[[ChallengeLookup], contextlib.AbstractContextManager[object]]
 """Answers HTTP-01 on port 80 for the duration of one order (the CLI's stand-alone responder)."""
@@ -37,8 +38,17 @@ class Issuer(Protocol):
         """Names the folder under `certs/` where this issuer's certificates are stored."""
         ...
 
-    def issue(self, names: Sequence[str], cancel: threading.Event | None = None) -> CertifiedKey:
-        """A new certificate for `names`."""
+    def issue(
+        self,
+        names: Sequence[str],
+        cancel: threading.Event | None = None,
+        replaces: CertifiedKey | None = None,
+    ) -> CertifiedKey:
+        """A new certificate for `names`; `replaces` is the one it renews, if any."""
+        ...
+
+    def renewal_info(self, certified: CertifiedKey) -> RenewalInfo | None:
+        """The CA's renewal window for `certified` (RFC 9773), or None if it has no ARI."""
         ...
 
 
@@ -54,9 +64,18 @@ class LocalIssuer:
         """Local certificates live under `certs/local`."""
         return "local"
 
-    def issue(self, names: Sequence[str], cancel: threading.Event | None = None) -> CertifiedKey:
-        """Sign a new leaf at once (`cancel` is moot)."""
+    def issue(
+        self,
+        names: Sequence[str],
+        cancel: threading.Event | None = None,
+        replaces: CertifiedKey | None = None,
+    ) -> CertifiedKey:
+        """Sign a new leaf at once (`cancel` and `replaces` are moot)."""
         return self.ca.issue_cert(names, self.lifetime)
+
+    def renewal_info(self, certified: CertifiedKey) -> RenewalInfo | None:
+        """The local CA has no ARI: its leaves renew by their lifetime."""
+        return None
 
 
 class AcmeIssuer:
@@ -78,8 +97,12 @@ class AcmeIssuer:
         ca_bundle: Path | None = None,
         poll_interval: timedelta = POLL_INTERVAL,
         listener: Http01Listener | None = None,
+        profile: str | None = None,
+        eab: tuple[str, str] | None = None,
     ) -> None:
         self.storage = storage
+        self.profile = profile
+        self._eab = eab  # a secret: never in a log line or a repr
         self.answers = answers
         self.directory = directory
         self.email = email
@@ -94,30 +117,81 @@ class AcmeIssuer:
         """`certs/<directory id>`: staging and production certificates never mix."""
         return directory_id(self.directory)
 
-    def issue(self, names: Sequence[str], cancel: threading.Event | None = None) -> CertifiedKey:
-        """Order, validate over HTTP-01 and finalize a certificate for `names`.
+    def __repr__(self) -> str:
+        eab = "set" if self._eab else "none"
+        return f"AcmeIssuer(directory={self.directory!r}, profile={self.profile!r}, eab={eab})"
+
+    def issue(
+        self,
+        names: Sequence[str],
+        cancel: threading.Event | None = None,
+        replaces: CertifiedKey | None = None,
+    ) -> CertifiedKey:
+        """Order, validate over HTTP-01 and finalize a certificate for `names`; name the
+        certificate it `replaces` (RFC 9773 5), which the caller knows came from this CA.
 
         Raises:
             AcmeError: with the server's problem type, detail and Retry-After.
             StorageError: the account cannot be stored.
         """
+        from apiclub.tls.ari import ari_cert_id
+
+        replaced = None
+        if replaces is not None:
+            with contextlib.suppress(ValueError):  # no authority key id: order without it
+                replaced = ari_cert_id(replaces.leaf)
         with self._guard:
             try:
-                if self._client is None:
-                    # Imported at the first order: `acme` costs ~0.1 s of every cold start.
-                    from apiclub.tls.acme_client import AcmeClient
-
-                    self._client = AcmeClient.connect(
-                        self.storage, self.directory, email=self.email, ca_bundle=self.ca_bundle
-                    )
-                    self._client.poll_interval = self.poll_interval
+                acme = self._connected()
                 if self.listener is None:
-                    return self._client.obtain(names, self.answers, cancel)
+                    return acme.obtain(names, self.answers, cancel, replaced)
                 with self.listener(self.answers):
-                    return self._client.obtain(names, self.answers, cancel)
+                    return acme.obtain(names, self.answers, cancel, replaced)
             except BaseException:
                 self._close()
                 raise
+
+    def renewal_info(self, certified: CertifiedKey) -> RenewalInfo | None:
+        """The CA's renewal window for `certified` (ARI), or None if the CA offers none.
+
+        Raises:
+            AcmeError: the CA cannot be reached or its answer read.
+        """
+        with self._guard:
+            try:
+                return self._connected().renewal_info(certified.leaf)
+            except BaseException:
+                self._close()
+                raise
+
+    def profiles(self) -> dict[str, str]:
+        """The profiles the CA offers (connecting first).
+
+        Raises:
+            AcmeError: the CA cannot be reached.
+        """
+        with self._guard:
+            try:
+                return self._connected().profiles
+            except BaseException:
+                self._close()
+                raise
+
+    def _connected(self) -> AcmeClient:
+        if self._client is None:
+            # Imported at the first use: `acme` costs ~0.1 s of every cold start.
+            from apiclub.tls.acme_client import AcmeClient
+
+            self._client = AcmeClient.connect(
+                self.storage,
+                self.directory,
+                email=self.email,
+                ca_bundle=self.ca_bundle,
+                eab=self._eab,
+            )
+            self._client.poll_interval = self.poll_interval
+            self._client.profile = self.profile
+        return self._client
 
     def close(self) -> None:
         """Drop the connection to the ACME server."""

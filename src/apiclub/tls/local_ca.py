@@ -1,7 +1,7 @@
 """A private certificate authority on this machine, like mkcert or Caddy's `local` issuer.
 
 The root lives in the data directory and is created on first use; clients that trust it
-(`apiclub ca install`, or `ssl.create_default_context(cafile=...)`) accept every leaf it signs.
+(`apiclub ca trust`, or `ssl.create_default_context(cafile=...)`) accept every leaf it signs.
 Leaves are short-lived (days, not years) and renewed automatically, so no revocation is needed.
 """
 

@@ -3,9 +3,9 @@
 Modelled on certmagic's maintenance: at start serve what the store holds, or a short-lived
 local-CA stand-in, so the HTTPS listener never waits on the network; then obtain in the
 background, retry failures with capped exponential backoff (longer if the server says
-`Retry-After`), renew once a third of the lifetime is left, and adopt a certificate that
-another process sharing the data directory stored. Every method blocks; the manager runs
-them in a thread.
+`Retry-After`), renew when the CA's renewal window (ARI) says, else by the lifetime (see
+`tls.ari`), and adopt a certificate that another process sharing the data directory stored.
+Every method blocks; the manager runs them in a thread.
 """
 
 from __future__ import annotations
@@ -18,15 +18,25 @@ from datetime import UTC, datetime, timedelta
 from apiclub.backoff import Backoff
 from apiclub.errors import CertificateError, StorageError
 from apiclub.tls.acme_basics import AcmeError
-from apiclub.tls.certified import DAYS, MINUTES, CertifiedKey
+from apiclub.tls.ari import (
+    ARI_DEFAULT_INTERVAL,
+    ARI_MIN_INTERVAL,
+    RenewalInfo,
+    Schedule,
+    lifetime_schedule,
+)
+from apiclub.tls.certified import DAYS, HOURS, MINUTES, CertifiedKey
 from apiclub.tls.certstore import CertStore, Stamp
 from apiclub.tls.issuers import Issuer, LocalIssuer
+from apiclub.tls.paused import Pause, pause_from, pause_in, pause_record
 
 logger = logging.getLogger("apiclub.tls.acme")
 
 RETRY_INITIAL = 1 * MINUTES
 RETRY_MAX = 1 * DAYS
 STANDIN_LIFETIME = 1 * DAYS
+ARI_RETRY = 1 * HOURS
+"""After a failed renewal-info fetch, when to ask again (the lifetime rule holds meanwhile)."""
 
 
 class ManagedCert:
@@ -47,23 +57,42 @@ class ManagedCert:
         self.backoff = backoff
         self.current: CertifiedKey | None = None
         self.is_standin = False
+        self.schedule: Schedule | None = None
+        """When `current` is to be renewed and why; None while a stand-in (or nothing) serves."""
+        self.ari: RenewalInfo | None = None
+        """The CA's last renewal window for `current`, if it offers ARI."""
+        self._ari_next: datetime | None = None
+        self.ari_min_interval = ARI_MIN_INTERVAL
+        """The shortest wait between renewal-info fetches, whatever the CA's Retry-After."""
+        self.settings_key = ""
+        """Fingerprint of the settings that shape an order; a change ends a CA's pause."""
+        self.paused: Pause | None = None
+        """The CA paused ordering this name (the zombie rule): no orders until the operator acts."""
         self._stamp: Stamp | None = None
 
     def load(self, *, standin: bool = True) -> CertifiedKey | None:
         """At start: the stored certificate if still valid for the name, else a stand-in
         (unless `standin` is False: the CLI orders at once instead)."""
         self._stamp = self.store.stamp(self.name)
+        paused = pause_in(self.store.load_renewal(self.name), self.settings_key)
         stored = self.store.load(self.name)
         if stored is not None and self._usable(stored):
             self._adopt(stored)
         elif standin:
             self._serve_standin()
+        if paused is not None:  # read before `_adopt`, which rewrites renewal.json
+            self.paused = paused
+            self._record()
+            self._log_pause("still paused (recorded before this start)")
         return self.current
 
     def maintain_once(self, cancel: threading.Event | None = None) -> bool:
         """One round: adopt a certificate another process stored, obtain or renew when due
         and the backoff allows. Never raises; returns whether `current` changed."""
         changed = self._adopt_if_stored_changed()
+        if self.paused is not None:  # the zombie rule: no orders until the operator acts
+            return self._refresh_standin() or changed
+        self.refresh_renewal_info()
         if not self.due():
             return changed
         if not self.backoff.ready():
@@ -77,10 +106,84 @@ class ManagedCert:
         return True
 
     def due(self) -> bool:
-        """Tell whether an order is needed: serving a stand-in, or a third of the life left."""
-        return (
-            self.current is None or self.is_standin or self.current.needs_renewal(datetime.now(UTC))
+        """Tell whether an order is needed: serving a stand-in, or the renewal time is here."""
+        now = datetime.now(UTC)
+        current = self.current
+        if current is None or self.is_standin or not current.is_valid_at(now):
+            return True
+        return self.schedule is not None and now >= self.schedule.at
+
+    def refresh_renewal_info(self) -> None:
+        """Ask the CA for `current`'s renewal window when the last answer said to (RFC 9773
+        4.3); pick a random time in it. Without ARI, or on a failure, the lifetime decides."""
+        now = datetime.now(UTC)
+        current = self.current
+        if current is None or self.is_standin:
+            return
+        if self._ari_next is not None and now < self._ari_next:
+            return
+        try:
+            info = self.issuer.renewal_info(current)
+        except (CertificateError, StorageError) as exc:
+            self._ari_next = now + ARI_RETRY
+            logger.warning(
+                "%s: fetching renewal info failed (%s); renewing by the lifetime: %s; "
+                "asking again in %s",
+                self.name,
+                exc,
+                self._describe(),
+                ARI_RETRY,
+            )
+            return
+        if info is None:  # the CA offers no ARI: the lifetime rule stays
+            self._ari_next = now + ARI_DEFAULT_INTERVAL
+            return
+        self._ari_next = info.next_fetch(now, self.ari_min_interval)
+        if self.ari is not None and (info.start, info.end) == (self.ari.start, self.ari.end):
+            return  # same window: keep the time already picked
+        self.ari = info
+        self.schedule = Schedule(
+            min(info.pick_time(now), current.not_after), f"the CA's {info.describe()}"
         )
+        self._record()
+        logger.info(
+            "%s: %s; renewing at %s; next renewal info check %s",
+            self.name,
+            info.describe(),
+            f"{self.schedule.at:%Y-%m-%d %H:%M:%S} UTC",
+            f"{self._ari_next:%Y-%m-%d %H:%M:%S} UTC",
+        )
+
+    def forget_renewal_info(self) -> None:
+        """Fall back to the lifetime rule (the CA said `alreadyReplaced`, or a new cert)."""
+        self.ari = None
+        self._ari_next = None
+        self.schedule = lifetime_schedule(self.current) if self.current else None
+        self._record()
+
+    def _record(self) -> None:
+        """Write the plan where `apiclub certs list` (another process) can read it."""
+        current, schedule = self.current, self.schedule
+        if current is None or self.is_standin or schedule is None:
+            return
+        state = {
+            "serial": f"{current.leaf.serial_number:x}",
+            "renew_at": schedule.at.isoformat(timespec="seconds"),
+            "reason": schedule.reason,
+        }
+        origin = getattr(self.issuer, "origin", None)
+        directory = origin(current) if origin is not None else getattr(self.issuer, "directory", "")
+        if directory:
+            state["directory"] = str(directory)
+        if self.paused is not None:
+            state.update(pause_record(self.paused))
+        if self.store.load_renewal(self.name) != state:
+            self.store.save_renewal(self.name, state)
+
+    def _describe(self) -> str:
+        if self.schedule is None:
+            return "now"
+        return f"{self.schedule.at:%Y-%m-%d %H:%M} UTC ({self.schedule.reason})"
 
     def obtain(self, *, force: bool = False, cancel: threading.Event | None = None) -> bool:
         """Order a certificate under the store's lock, unless another process just did.
@@ -95,7 +198,14 @@ class ManagedCert:
             if not force:
                 stored = self.store.load(self.name)
                 now = datetime.now(UTC)
-                if stored is not None and self._usable(stored) and not stored.needs_renewal(now):
+                current = self.current
+                # Another process renewed it (a new leaf, not due by its lifetime): adopt that.
+                if (
+                    stored is not None
+                    and self._usable(stored)
+                    and (current is None or self.is_standin or stored.leaf != current.leaf)
+                    and now < lifetime_schedule(stored).at
+                ):
                     self._stamp = self.store.stamp(self.name)
                     if self.current is None or stored.leaf != self.current.leaf:
                         logger.info(
@@ -110,15 +220,16 @@ class ManagedCert:
                 logger.info("%s: ordering a certificate from %s", self.name, self.issuer.id)
             else:
                 logger.info(
-                    "%s: renewing certificate serial %x (expires %s%s) from %s",
+                    "%s: renewing certificate serial %x (expires %s; %s) from %s",
                     self.name,
                     current.leaf.serial_number,
                     f"{current.not_after:%Y-%m-%d %H:%M} UTC",
-                    "; forced" if force else "",
+                    "forced" if force else f"due {self._describe()}",
                     self.issuer.id,
                 )
             started = time.monotonic()
-            certified = self.issuer.issue([self.name], cancel)
+            replaces = None if current is None or self.is_standin else current
+            certified = self.issuer.issue([self.name], cancel, replaces)
             self.store.save(self.name, certified)
             self._stamp = self.store.stamp(self.name)
         logger.info(
@@ -156,10 +267,13 @@ class ManagedCert:
     def _adopt(self, certified: CertifiedKey) -> None:
         self.current = certified
         self.is_standin = False
+        self.paused = None  # a new certificate: whoever got it ended the pause
+        self.forget_renewal_info()  # a new certificate: ask the CA about it at the next round
 
     def _serve_standin(self) -> None:
         self.current = self.standin_issuer.issue([self.name])
         self.is_standin = True
+        self.schedule = None
         logger.warning(
             "%s: serving a stand-in certificate from the local CA (valid %.0f h) until the ACME "
             "certificate arrives; clients that do not trust the local root will refuse it",
@@ -174,11 +288,44 @@ class ManagedCert:
             return True
         return False
 
+    def _log_pause(self, why: str) -> None:
+        assert self.paused is not None  # noqa: S101
+        logger.error(
+            "%s: the ACME CA paused orders for this name (%s); no more orders until you act: "
+            "fix what made validation fail, unpause at %s, then run `apiclub certs renew "
+            "--force` (or restart with changed ACME settings); serving %s meanwhile",
+            self.name,
+            why,
+            self.paused.url,
+            "a local-CA stand-in" if self.is_standin else "the current certificate",
+        )
+
+    def _retry_cap(self) -> float | None:
+        """Our own backoff never waits more than a quarter of the time left before expiry, so a
+        6-day certificate renewed at half life still gets several tries (a day-long wait would
+        leave three)."""
+        current = self.current
+        if current is None or self.is_standin:
+            return None
+        left = (current.not_after - datetime.now(UTC)).total_seconds()
+        return max(left / 4, self.backoff.initial)
+
     def _log_failure(self, exc: Exception) -> None:
+        pause = pause_from(exc, self.settings_key)
+        if pause is not None:
+            self.paused = pause
+            record = self.store.load_renewal(self.name)
+            record.update(pause_record(pause))
+            self.store.save_renewal(self.name, record)
+            self._log_pause(f"{pause.detail}")
+            return
         retry_after = exc.retry_after if isinstance(exc, AcmeError) else None
         delay = self.backoff.fail(retry_after)
         # Say "as the server asked" only when its Retry-After, not our own backoff, set the delay.
         asked = retry_after is not None and delay == min(retry_after, self.backoff.maximum)
+        cap = self._retry_cap()
+        if not asked and cap is not None and delay > cap:
+            delay = self.backoff.shorten(cap)
         serving = "a local-CA stand-in" if self.is_standin else "the current certificate"
         reason = f"{exc.problem_type}: {exc.detail}" if isinstance(exc, AcmeError) else str(exc)
         logger.error(

@@ -25,19 +25,22 @@ from cryptography import x509
 
 from apiclub.backoff import Backoff
 from apiclub.errors import CertificateError, ConfigError
+from apiclub.names import is_local_name, is_public_ip
 from apiclub.settings import Settings, TlsMode
-from apiclub.tls.acme_basics import POLL_INTERVAL
+from apiclub.tls.acme_basics import POLL_INTERVAL, AcmeError
+from apiclub.tls.ari import ARI_MIN_INTERVAL
 from apiclub.tls.cache import CertCache
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.certstore import CertStore
 from apiclub.tls.challenges import ChallengeStore
+from apiclub.tls.fallback import FallbackIssuer
 from apiclub.tls.file_source import FileSource
 from apiclub.tls.issuers import AcmeIssuer, Http01Listener, LocalIssuer
-from apiclub.tls.local_ca import LEAF_LIFETIME, LocalCA
+from apiclub.tls.local_ca import LEAF_LIFETIME, ROOT_KEY_KEY, LocalCA
 from apiclub.tls.local_source import LocalSource
 from apiclub.tls.maintenance import RENEW_CHECK_INTERVAL, STORE_CHECK_INTERVAL, Maintenance
 from apiclub.tls.managed import RETRY_INITIAL, RETRY_MAX, STANDIN_LIFETIME, ManagedCert
-from apiclub.tls.names import is_local_name
+from apiclub.tls.paused import settings_key
 from apiclub.tls.source import LeafSource
 from apiclub.tls.storage import FileStorage
 
@@ -64,6 +67,7 @@ class CertManager:
         retry_max: timedelta = RETRY_MAX,
         acme_poll_interval: timedelta = POLL_INTERVAL,
         http01_listener: Http01Listener | None = None,
+        ari_min_interval: timedelta = ARI_MIN_INTERVAL,
     ) -> None:
         if settings.tls is TlsMode.OFF and not settings.manage_certs:
             raise ConfigError("APICLUB_TLS=off serves no certificates: do not build a CertManager")
@@ -76,11 +80,12 @@ class CertManager:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.acme_poll_interval = acme_poll_interval
+        self.ari_min_interval = ari_min_interval
         self.http01_listener = http01_listener
         self.storage = FileStorage(settings.data_dir)
         self.challenges = ChallengeStore(self.storage)
         self._ca: LocalCA | None = None
-        self._acme: AcmeIssuer | None = None
+        self._acme: AcmeIssuer | FallbackIssuer | None = None
         self._source: LeafSource | None = None
         self._cache = CertCache(self.storage, settings.domains)
 
@@ -98,7 +103,9 @@ class CertManager:
             return self.settings.domains
         if mode is not TlsMode.AUTO or not self.settings.acme_agree_tos:
             return ()
-        return tuple(name for name in self.settings.domains if not is_local_name(name))
+        return tuple(
+            name for name in self.settings.domains if not is_local_name(name) or is_public_ip(name)
+        )
 
     def prepare(self) -> None:
         """Obtain the certificates (stored, issued locally or read from files), build the map.
@@ -122,6 +129,8 @@ class CertManager:
                     self.storage, self._ca, self.local_names, self.leaf_lifetime
                 )
                 self._cache.local = self._source.obtain()
+            if self.acme_names and self.settings.acme_profile is not None:
+                self._check_profile(self.settings.acme_profile)
             for name in self.acme_names:
                 managed = self._manage(name)
                 managed.load()
@@ -185,6 +194,14 @@ class CertManager:
             if managed is None:  # not serving: no stand-in, just what the store holds
                 managed = self._manage(name)
                 managed.load(standin=False)
+            if managed.paused is not None and not force:
+                logger.warning(
+                    "%s: paused by the ACME CA (unpause at %s): not ordering; "
+                    "`apiclub certs renew --force` orders anyway once unpaused",
+                    name,
+                    managed.paused.url,
+                )
+                continue
             if (force or managed.due()) and managed.obtain(force=force, cancel=cancel):
                 renewed.append(name)
         if self._cache.published:
@@ -243,12 +260,17 @@ class CertManager:
             issuer,
             CertStore(self.storage, issuer.id),
             LocalIssuer(self._ca_or_load(), STANDIN_LIFETIME),
-            Backoff(self.retry_initial.total_seconds(), self.retry_max.total_seconds()),
+            self._backoff(),
+        )
+        managed.ari_min_interval = self.ari_min_interval
+        settings = self.settings
+        managed.settings_key = settings_key(
+            settings.acme_directories, settings.acme_profile, settings.acme_eab_kid, name
         )
         self._cache.managed[name] = managed
         return managed
 
-    def _acme_issuer(self) -> AcmeIssuer:
+    def _acme_issuer(self) -> AcmeIssuer | FallbackIssuer:
         if self._acme is None:
             bundle = self.settings.acme_ca_bundle
             if bundle is not None and not bundle.is_file():
@@ -256,16 +278,44 @@ class CertManager:
                     f"APICLUB_ACME_CA_BUNDLE {bundle} is not a file: give the PEM file of the "
                     "CA that signed the ACME server's HTTPS certificate, or unset it"
                 )
-            self._acme = AcmeIssuer(
-                self.storage,
-                self.challenges,
-                directory=self.settings.acme_directory,
-                email=self.settings.acme_email,
-                ca_bundle=bundle,
-                poll_interval=self.acme_poll_interval,
-                listener=self.http01_listener,
-            )
+            issuers = [
+                AcmeIssuer(
+                    self.storage,
+                    self.challenges,
+                    directory=directory,
+                    email=self.settings.acme_email,
+                    ca_bundle=bundle,
+                    poll_interval=self.acme_poll_interval,
+                    listener=self.http01_listener,
+                    profile=self.settings.acme_profile,
+                    eab=self.settings.acme_eab,
+                )
+                for directory in self.settings.acme_directories
+            ]
+            if len(issuers) == 1:
+                self._acme = issuers[0]
+            else:
+                self._acme = FallbackIssuer(issuers, [self._backoff() for _ in issuers])
         return self._acme
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self.retry_initial.total_seconds(), self.retry_max.total_seconds())
+
+    def _check_profile(self, profile: str) -> None:
+        """A profile the CA does not offer fails the start (one line naming those it does);
+        an unreachable CA only delays the check to the first order, which then fails."""
+        try:
+            offered = self._acme_issuer().profiles()
+        except AcmeError as exc:
+            logger.warning("cannot check APICLUB_ACME_PROFILE=%s now: %s", profile, exc)
+            return
+        if profile not in offered:
+            listed = ", ".join(f"{name} ({text})" for name, text in offered.items()) or "none"
+            raise ConfigError(
+                f"APICLUB_ACME_PROFILE={profile!r} is not offered by "
+                f"{self._acme_issuer().directory}: its profiles are {listed}; "
+                "pick one of them, or unset it for the CA's default"
+            )
 
     def _local_issuer(self) -> LocalIssuer:
         return LocalIssuer(self._ca_or_load(), self.leaf_lifetime)
@@ -304,3 +354,8 @@ def root_cert_path(settings: Settings) -> Path:
         StorageError: the data directory cannot be written.
     """
     return LocalCA.load_or_create(FileStorage(settings.data_dir)).root_cert_path
+
+
+def root_key_path(settings: Settings) -> Path:
+    """Where the local CA's private key is (0600; `apiclub ca trust` checks it)."""
+    return FileStorage(settings.data_dir).path(ROOT_KEY_KEY)

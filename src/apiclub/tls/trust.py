@@ -1,84 +1,98 @@
-"""Adding the local CA's root to the system trust store (`apiclub ca install`), like mkcert.
+"""`apiclub ca trust` / `untrust`: every store this machine's clients read, like mkcert.
 
-Only the Debian family is automated, and only as root; elsewhere the exact commands are
-given, because changing what a machine trusts should stay the operator's visible decision.
+The system store (curl, Python, most tools; needs root) and the NSS databases browsers read
+(per user). Each store's outcome is reported on its own line: nothing is changed silently, and
+a root whose private key others can read is never installed, since anyone holding that key
+could then impersonate every site to this machine.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+import stat
 from pathlib import Path
 
+from cryptography import x509
+
 from apiclub.errors import CertificateError
+from apiclub.tls.trust_nss import add_to_nss, find_databases, remove_from_nss
+from apiclub.tls.trust_result import StoreResult
+from apiclub.tls.trust_system import SYSTEM_STORES, SystemStore, add_to_system, remove_from_system
 
-DEBIAN_ANCHOR_DIR = Path("/usr/local/share/ca-certificates")
-# update-ca-certificates only picks up files ending in .crt.
-ANCHOR_NAME = "apiclub-local-ca.crt"
-UPDATE_COMMAND = "update-ca-certificates"
+STORE_KINDS = frozenset({"system", "nss"})
+"""What `--store` picks from, as mkcert's TRUST_STORES: the OS store, the browsers' NSS files."""
 
 
-def install_root(
-    root: Path,
+def trust_root(
+    root_path: Path,
+    key_path: Path,
     *,
-    anchor_dir: Path = DEBIAN_ANCHOR_DIR,
-    update_command: str | None = None,
+    home: Path | None = None,
+    stores: tuple[SystemStore, ...] = SYSTEM_STORES,
     as_root: bool | None = None,
-) -> str:
-    """Copy `root` into the Debian/Ubuntu trust store and refresh it; return what was done.
+    kinds: frozenset[str] = STORE_KINDS,
+) -> list[StoreResult]:
+    """Add the local root to the system store and the user's NSS databases.
 
     Args:
-        root: the local CA's root certificate (PEM).
-        anchor_dir: where the trust store takes extra anchors (tests point it elsewhere).
-        update_command: the refresh tool; found on PATH when None.
-        as_root: whether we may write the system store; the effective uid decides when None.
+        root_path: the local CA's root certificate (PEM).
+        key_path: its private key, which must be readable by its owner only.
+        home: whose browsers to change; the current user's when None.
+        stores: the system stores known (tests point them elsewhere).
+        as_root: whether the system store may be written; the effective uid decides when None.
+        kinds: which of STORE_KINDS to change.
 
     Raises:
-        CertificateError: the store cannot be changed from here; the message holds the
-            commands to run by hand on Debian, Fedora and macOS.
+        CertificateError: the root is missing or unreadable, or its key is not private.
     """
-    if not root.is_file():
-        raise CertificateError(f"{root} does not exist: run 'apiclub ca path' to create the CA")
-    command = update_command or shutil.which(UPDATE_COMMAND)
-    privileged = os.geteuid() == 0 if as_root is None else as_root
-    if not privileged or command is None or not anchor_dir.is_dir():
-        reason = (
-            "not running as root"
-            if not privileged
-            else f"{UPDATE_COMMAND} or {anchor_dir} not found (not Debian/Ubuntu?)"
-        )
-        raise CertificateError(
-            f"cannot install the root automatically: {reason}.\n" + (trust_commands(root))
-        )
-    target = anchor_dir / ANCHOR_NAME
+    root = _load(root_path)
+    _check_key_private(key_path)
+    results = []
+    if "system" in kinds:
+        results.append(add_to_system(root_path, stores=stores, as_root=as_root))
+    if "nss" in kinds:
+        results += add_to_nss(root_path, root, find_databases(home or Path.home()))
+    return results
+
+
+def untrust_root(
+    root_path: Path,
+    *,
+    home: Path | None = None,
+    stores: tuple[SystemStore, ...] = SYSTEM_STORES,
+    as_root: bool | None = None,
+    kinds: frozenset[str] = STORE_KINDS,
+) -> list[StoreResult]:
+    """Take the local root out of every store `trust_root` adds it to."""
+    root = _load(root_path)
+    results = []
+    if "system" in kinds:
+        results.append(remove_from_system(root_path, stores=stores, as_root=as_root))
+    if "nss" in kinds:
+        results += remove_from_nss(root, find_databases(home or Path.home()))
+    return results
+
+
+def _load(root_path: Path) -> x509.Certificate:
     try:
-        shutil.copyfile(root, target)
-        target.chmod(0o644)
-    except OSError as exc:
-        raise CertificateError(f"copying {root} to {target}: {exc.strerror or exc}") from exc
-    result = subprocess.run(  # noqa: S603 - a fixed tool path, no shell
-        [command], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
+        return x509.load_pem_x509_certificate(root_path.read_bytes())
+    except FileNotFoundError:
         raise CertificateError(
-            f"{command} failed (exit {result.returncode}): {result.stderr.strip()}"
+            f"{root_path} does not exist: run 'apiclub ca path' to create the CA"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise CertificateError(f"reading the root {root_path}: {exc}") from exc
+
+
+def _check_key_private(key_path: Path) -> None:
+    try:
+        mode = stat.S_IMODE(key_path.stat().st_mode)
+    except OSError as exc:
+        raise CertificateError(
+            f"the root's key {key_path} cannot be checked ({exc.strerror or exc}): refusing to "
+            "trust a root whose key may not be private"
+        ) from exc
+    if mode & 0o077:
+        raise CertificateError(
+            f"the root's key {key_path} has mode {mode:04o}, readable by others: run "
+            f"'chmod 600 {key_path}' (and consider the CA compromised) before trusting it"
         )
-    return (
-        f"installed {root} as {target} and ran {command}; browsers with their own store "
-        "(Firefox) still need it imported by hand"
-    )
-
-
-def trust_commands(root: Path) -> str:
-    """The commands that make this machine trust `root`, per system."""
-    return (
-        "Run the one for your system:\n"
-        f"  Debian/Ubuntu: sudo cp {root} {DEBIAN_ANCHOR_DIR / ANCHOR_NAME} "
-        f"&& sudo {UPDATE_COMMAND}\n"
-        f"  Fedora/RHEL:   sudo trust anchor --store {root}\n"
-        "  macOS:         sudo security add-trusted-cert -d -r trustRoot "
-        f"-k /Library/Keychains/System.keychain {root}\n"
-        "  Firefox:       Settings > Privacy & Security > Certificates > View Certificates > "
-        f"Authorities > Import {root}"
-    )

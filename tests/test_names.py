@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from apiclub.tls import is_local_name
+from apiclub.names import is_local_name, is_private_name
 
 
 @pytest.mark.parametrize(
@@ -29,3 +29,15 @@ def test_local_names(name: str) -> None:
 @pytest.mark.parametrize("name", ["example.com", "api.example.org", "localhost.com", "test.io"])
 def test_public_names(name: str) -> None:
     assert not is_local_name(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["localhost", "127.0.0.1", "[::1]", "10.0.0.5", "fd00::1", "db.internal", "router"]
+)
+def test_private_names(name: str) -> None:
+    assert is_private_name(name)
+
+
+@pytest.mark.parametrize("name", ["api.example.com", "93.184.215.14", "2001:4860::1"])
+def test_public_names_and_global_addresses_are_not_private(name: str) -> None:
+    assert not is_private_name(name)
