@@ -29,7 +29,7 @@ async def test_a_filter_longer_than_any_name_is_refused_naming_the_limit(
     assert response.status_code == 400
     (error,) = response.json()["extra"]
     assert error["key"] == "name"
-    assert f"length <= {NAME_MAX_LENGTH}" in error["message"]
+    assert f"at most {NAME_MAX_LENGTH} characters" in error["message"]
 
 
 async def test_a_filter_as_long_as_a_name_is_answered(client: httpx.AsyncClient) -> None:
