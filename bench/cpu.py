@@ -1,6 +1,7 @@
 """Server CPU time per request: a figure that a busy machine disturbs far less than req/s.
 
-    python -m bench.cpu [--seconds 4] [--rounds 3] [--path /task/ --tasks 10000] -- COMMAND...
+    python -m bench.cpu [--seconds 4] [--rounds 3] [--path /task/ --tasks 10000] [--metrics] \
+        -- COMMAND...
 
 Starts COMMAND (an `apiclub serve`; free ports and a scratch data folder are handed to it in
 APICLUB_HTTPS_PORT, APICLUB_HTTP_PORT and APICLUB_DATA_DIR), waits for its first verified
@@ -30,12 +31,17 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def workloads(https: int, http: int, path: str = "/") -> dict[str, tuple[str, bool]]:
-    """Name -> (URL, a new connection per request)."""
+    """Name -> (URL, a new connection per request); `post-task` POSTs (see POSTS)."""
     return {
         "keep-alive": (f"https://localhost:{https}{path}", False),
         "new-connection": (f"https://localhost:{https}{path}", True),
         "redirect": (f"http://localhost:{http}/task/?page=2", False),
+        "post-task": (f"https://localhost:{https}/task/", False),
     }
+
+
+POSTS = {"post-task": '{"name": "bench"}'}
+"""The workloads sent as POST, with their body."""
 
 
 def tree_cpu(pid: int) -> float:
@@ -62,18 +68,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--path", default="/", help="path of the HTTPS workloads (default /)")
     parser.add_argument("--tasks", type=int, default=0, help="tasks seeded first (default 0)")
+    parser.add_argument(
+        "--metrics", action="store_true", help="turn the admin listener on (a free port)"
+    )
     parser.add_argument("command", nargs="+")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-cpu-") as scratch:
         data = Path(scratch)
         if args.tasks:
             seed_apiclub(data, args.tasks)
-        https, http = free_ports(2)
+        https, http, metrics = free_ports(3)
         env = {
             **os.environ,
             "APICLUB_DATA_DIR": str(data),
             "APICLUB_HTTPS_PORT": str(https),
             "APICLUB_HTTP_PORT": str(http),
+            "APICLUB_METRICS_PORT": str(metrics) if args.metrics else "0",
         }
         log = (data / "server.log").open("w")
         server = subprocess.Popen(args.command, env=env, stdout=log, stderr=log)  # noqa: S603
@@ -84,7 +94,15 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.rounds):
                 for name, (url, close) in runs.items():
                     before = tree_cpu(server.pid)
-                    sample = run_wrk(url, args.connections, args.seconds, close=close)
+                    post = POSTS.get(name)
+                    sample = run_wrk(
+                        url,
+                        args.connections,
+                        args.seconds,
+                        close=close,
+                        method="POST" if post else "GET",
+                        body=post or "",
+                    )
                     used = tree_cpu(server.pid) - before
                     costs[name].append(1e6 * used / max(sample.requests, 1))
             for name, values in costs.items():

@@ -6,6 +6,7 @@
 | b | `apiclub serve` as shipped | apiclub's local CA (ECDSA P-256) |
 | b_rsa | `apiclub serve --tls files` with (a)'s certificate: the same-certificate row | RSA-2048 |
 | b_w2 | `apiclub serve --workers 2` | apiclub's local CA (ECDSA P-256) |
+| b_m | `apiclub serve --metrics-port P`: (b) with metrics on | apiclub's local CA |
 | c | the tutorial's nginx -> uvicorn -> apiclub's Litestar app | RSA-2048 |
 | d | the nginx profile: deploy/nginx as shipped -> `apiclub serve --tls off` | apiclub's local CA |
 | e | nginx `return 200`: the ceiling, no application | RSA-2048 |
@@ -163,6 +164,19 @@ def launch_apiclub(ws: Workspace, directory: Path, ports: Ports) -> Running:
     return Running("b", [(api, signal.SIGTERM)], ports[0], ports[1], data / "ca/root.pem", log)
 
 
+def launch_apiclub_metrics(ws: Workspace, directory: Path, ports: Ports) -> Running:
+    """(b_m) (b) with the admin listener on: every request counted, timed, given an id."""
+    log, data = directory / "stack.log", _apiclub_data(ws, directory)
+    (metrics,) = free_ports(1)
+    api = _apiclub(
+        data,
+        log,
+        *("--https-port", str(ports[0]), "--http-port", str(ports[1])),
+        *("--metrics-port", str(metrics)),
+    )
+    return Running("b_m", [(api, signal.SIGTERM)], ports[0], ports[1], data / "ca/root.pem", log)
+
+
 def launch_apiclub_workers(ws: Workspace, directory: Path, ports: Ports) -> Running:
     """(b_w2) `apiclub serve --workers 2`: one worker per core of the benchmark machine."""
     log, data = directory / "stack.log", _apiclub_data(ws, directory)
@@ -244,6 +258,7 @@ STACKS = (
     Stack("b", "apiclub serve", ECDSA, launch_apiclub),
     Stack("b_rsa", "apiclub serve, (a)'s RSA cert", RSA, launch_apiclub_rsa),
     Stack("b_w2", "apiclub serve --workers 2", ECDSA, launch_apiclub_workers),
+    Stack("b_m", "apiclub serve --metrics-port (metrics on)", ECDSA, launch_apiclub_metrics),
     Stack("c", "nginx -> uvicorn + apiclub's Litestar app", RSA, launch_litestar_uvicorn),
     Stack("d", "nginx profile -> apiclub (TLS off)", ECDSA, launch_nginx_profile),
     Stack("e", "ceiling: nginx return 200", RSA, launch_ceiling),

@@ -28,7 +28,7 @@ print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))
 """
 
 SERVE_PATH = """
-import apiclub.cli, apiclub.server.launcher, apiclub.server.run
+import apiclub.cli, apiclub.cli_serve, apiclub.server.launcher, apiclub.server.workers
 from apiclub.api import create_app
 from apiclub.settings import Settings
 create_app(Settings.from_env({}))
@@ -61,3 +61,31 @@ def test_the_probe_sees_them_once_they_are_used() -> None:
         "black, piccolo.conf.apps"
     )
     assert imported(setup) == sorted(NOT_ON_THE_DEFAULT_PATH)
+
+
+SERVER_STACK = ("litestar", "hypercorn", "cryptography", "piccolo")
+
+
+def loaded(setup: str, modules: tuple[str, ...]) -> list[str]:
+    script = PROBE.format(setup=setup, modules=modules)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found: list[str] = json.loads(result.stdout)
+    return found
+
+
+def test_the_parent_that_holds_the_sockets_loads_no_server_stack() -> None:
+    # It stays for the service's life: small, and untouched by an upgrade it reloads.
+    setup = "import apiclub.cli, apiclub.cli_serve, apiclub.server.generations"
+    assert loaded(setup, SERVER_STACK) == []
+
+
+def test_a_worker_loads_the_server_stack() -> None:
+    assert loaded("import apiclub.server.workers", SERVER_STACK) == sorted(SERVER_STACK)

@@ -4,7 +4,9 @@ Standard library only (the image has no curl). It asks the way a client would, s
 what matters: the listener, the TLS handshake and certificate for the first configured name
 (verified against the local CA in the data directory, or the system's trust store when there
 is none, e.g. for operator or ACME certificates), the Host check and the database-free route.
-With APICLUB_TLS=off (behind nginx) it asks over plain HTTP on APICLUB_HTTP_PORT.
+With APICLUB_TLS=off (behind nginx) it asks over plain HTTP on APICLUB_HTTP_PORT. When the
+admin listener is on (APICLUB_METRICS_PORT, 9464 in the image), `/readyz` must answer 200 as
+well, so a container draining after SIGTERM, or whose database is gone, reports unhealthy.
 
 Exit status 0 when healthy, 1 otherwise with one line on stderr (podman keeps it in
 `podman inspect --format '{{json .State.Health}}'`).
@@ -23,7 +25,9 @@ TIMEOUT_SECONDS = 4.0
 
 
 def check(environ: Mapping[str, str]) -> str | None:
-    """Return None when `GET /` answers 200, else what went wrong."""
+    """Return None when `/readyz` (if on) and `GET /` answer 200, else what went wrong."""
+    if (not_ready := check_ready(environ)) is not None:
+        return not_ready  # its reason says more than a refused connection would
     name = (environ.get("APICLUB_DOMAINS") or "localhost").split(",")[0].strip() or "localhost"
     host = f"[{name}]" if ":" in name else name
     data_dir = Path(environ.get("APICLUB_DATA_DIR") or "data")
@@ -47,6 +51,29 @@ def check(environ: Mapping[str, str]) -> str | None:
         connection.close()
     if response.status != 200:
         return f"GET / on port {port} answered {response.status}, not 200"
+    return None
+
+
+def check_ready(environ: Mapping[str, str]) -> str | None:
+    """With the admin listener on (APICLUB_METRICS_PORT), `/readyz` must answer 200 too: the
+    database answers, migrations are applied, and no stop is under way."""
+    raw = (environ.get("APICLUB_METRICS_PORT") or "0").strip()
+    if raw in ("", "0"):
+        return None
+    host = (environ.get("APICLUB_METRICS_HOST") or "127.0.0.1").strip()
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 (a wildcard bind answers on loopback)
+        host = "127.0.0.1"
+    connection = http.client.HTTPConnection(host, int(raw), timeout=TIMEOUT_SECONDS)
+    try:
+        connection.request("GET", "/readyz")
+        response = connection.getresponse()
+        body = response.read().decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException) as exc:
+        return f"GET /readyz on port {raw} failed: {exc}"
+    finally:
+        connection.close()
+    if response.status != 200:
+        return f"GET /readyz on port {raw} answered {response.status}: {body.strip()}"
     return None
 
 

@@ -19,15 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from apiclub.backup.commands import add_backup_commands
+from apiclub.cli_ca import add_ca_commands
+from apiclub.cli_serve import reload_command, serve_command
 from apiclub.cli_tokens import add_tokens_commands
-from apiclub.errors import ApiclubError
-from apiclub.settings import Settings, TlsMode
+from apiclub.env_file import read_env_file
+from apiclub.errors import ApiclubError, ConfigError
+from apiclub.ops.check_command import add_check_command
+from apiclub.settings import Settings
 
 if TYPE_CHECKING:
     from apiclub.tls.certstore import StoredCert
     from apiclub.tls.challenges import ChallengeLookup
     from apiclub.tls.issuers import Http01Listener
-    from apiclub.tls.trust_result import StoreResult
 
 # (flag, environment variable, help); each flag's value is handed to Settings.from_env under
 # its variable's name, so flags and variables share one parser and one set of error messages.
@@ -90,6 +93,15 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "APICLUB_REPLICATE_ENV_FILE",
         "NAME=value lines for Litestream's environment (S3 keys), never on the command line",
     ),
+    ("--metrics-port", "APICLUB_METRICS_PORT", "/metrics, /livez, /readyz port (default 0: off)"),
+    ("--metrics-host", "APICLUB_METRICS_HOST", "admin listener address (default 127.0.0.1)"),
+    ("--log-format", "APICLUB_LOG_FORMAT", "text or json (one JSON object per line)"),
+    (
+        "--metrics-token-file",
+        "APICLUB_METRICS_TOKEN_FILE",
+        "file holding the bearer token /metrics asks for (needed off loopback)",
+    ),
+    ("--env-file", "APICLUB_ENV_FILE", "KEY=VALUE settings file, read again at each reload"),
     ("--request-timeout", "APICLUB_REQUEST_TIMEOUT", "seconds for a request to arrive (30)"),
     ("--request-min-rate", "APICLUB_REQUEST_MIN_RATE", "bytes/s extending it (default 1024)"),
     ("--request-max-time", "APICLUB_REQUEST_MAX_TIME", "seconds at most, any rate (120)"),
@@ -106,21 +118,36 @@ Command = Callable[[Settings, argparse.Namespace], int]
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `apiclub` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
+    args.argv = arguments
     try:
-        settings = Settings.from_env({**os.environ, **flag_values(args)})
-        configure_logging(settings.log_level, with_pid=settings.workers > 1)
+        settings = Settings.from_env(environment(args))
+        configure_logging(
+            settings.log_level, with_pid=settings.workers > 1, json=settings.log_format == "json"
+        )
         command: Command = args.command
         return command(settings, args)
-    except ApiclubError as exc:
+    except ConfigError as exc:
+        if getattr(args, "on_config_error", None) is not None:
+            status: int = args.on_config_error(exc, args)
+            return status
         sys.stderr.write(f"apiclub: error: {exc}\n")
+        return 1
+    except ApiclubError as exc:
+        from apiclub.server.inherited_sockets import report_failure
+
+        # A worker tells its parent, which logs why and what it does next.
+        if not report_failure(os.environ, str(exc)):
+            sys.stderr.write(f"apiclub: error: {exc}\n")
         return 1
     except KeyboardInterrupt:
         return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`, `tokens`."""
+    """The parser: `serve`, `migrate`, `ca path|trust`, `certs list|renew|issue`, `tokens`,
+    `backup`, `check`."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (each also read from its environment variable)")
     for flag, env, text in SETTING_FLAGS:
@@ -140,25 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="apiclub", description="A tasks API that serves itself over HTTPS."
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    _add_command(commands, common, "serve", _serve, "serve the API (default ports 8443/8080)")
+    _add_command(
+        commands, common, "serve", serve_command, "serve the API (default ports 8443/8080)"
+    )
     _add_command(commands, common, "migrate", _migrate, "apply database migrations and exit")
-    ca = commands.add_parser("ca", help="the local certificate authority")
-    ca_commands = ca.add_subparsers(title="ca commands", required=True, metavar="COMMAND")
-    _add_command(ca_commands, common, "path", _ca_path, "print the root certificate's path")
-    for name, command, text in (
-        ("trust", _ca_trust, "add the root to the system store (as root) and browsers' NSS files"),
-        ("untrust", _ca_untrust, "remove the root from those stores again"),
-    ):
-        trust = _add_command(ca_commands, common, name, command, text)
-        trust.add_argument(
-            "--store",
-            action="append",
-            choices=("system", "nss"),
-            help="only this kind of store (repeatable; default: both, as mkcert's TRUST_STORES)",
-        )
+    _add_command(
+        commands, common, "reload", reload_command, "reload the running `apiclub serve` (SIGHUP)"
+    )
+    add_ca_commands(commands, common, _add_command)
     _add_certs_commands(commands, common)
     add_tokens_commands(commands, common, _add_command)
     add_backup_commands(commands, functools.partial(_add_command, commands, common))
+    add_check_command(functools.partial(_add_command, commands, common))
     return parser
 
 
@@ -201,6 +221,14 @@ def _add_certs_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
 
 
+def environment(args: argparse.Namespace) -> dict[str, str]:
+    """What settings are read from: the environment, then the env file, then the flags."""
+    flags = flag_values(args)
+    path = flags.get("APICLUB_ENV_FILE") or os.environ.get("APICLUB_ENV_FILE", "").strip()
+    from_file = read_env_file(Path(path)) if path else {}
+    return {**os.environ, **from_file, **flags}
+
+
 def flag_values(args: argparse.Namespace) -> dict[str, str]:
     """The flags given on the command line, keyed by their environment variable."""
     values: dict[str, str] = {}
@@ -211,8 +239,16 @@ def flag_values(args: argparse.Namespace) -> dict[str, str]:
     return values
 
 
-def configure_logging(level: str, *, with_pid: bool = False) -> None:
-    """Log lines to stderr: time, level, [the process id, with several workers,] logger, message."""
+def configure_logging(level: str, *, with_pid: bool = False, json: bool = False) -> None:
+    """Log lines to stderr: time, level, [the process id, with several workers,] logger, message;
+    or, with `json`, one JSON object per line (`ops.jsonlog`)."""
+    if json:
+        from apiclub.ops.jsonlog import JsonFormatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter(with_pid=with_pid))
+        logging.basicConfig(level=level, handlers=[handler])
+        return
     pid = "[%(process)d] " if with_pid else ""
     logging.basicConfig(
         level=level,
@@ -221,106 +257,11 @@ def configure_logging(level: str, *, with_pid: bool = False) -> None:
     )
 
 
-def _serve(settings: Settings, _: argparse.Namespace) -> int:
-    from apiclub.backup.companions import BackupCompanions
-    from apiclub.server.launcher import Server
-    from apiclub.server.run import run_until_signalled
-
-    # Scheduled snapshots and Litestream: started once serving, stopped after the database
-    # closed (so Litestream's last sync has the last commits).
-    companions = BackupCompanions(settings)
-
-    def announce(server: Server) -> None:
-        companions.start()
-        sys.stdout.write(describe_listeners(server))
-        sys.stdout.flush()
-
-    try:
-        if settings.workers > 1:
-            from apiclub.db.serving import ServingLock, serving_lock_path
-            from apiclub.server.workers import Supervisor
-
-            # The parent holds the serving lock too: while a dead worker is being replaced,
-            # `apiclub restore` must still be refused.
-            lock = ServingLock(serving_lock_path(settings))
-            try:
-                return Supervisor(settings, on_ready=announce).run()
-            finally:
-                lock.release()
-        asyncio.run(run_until_signalled(settings, on_ready=announce))
-    finally:
-        companions.stop()
-    return 0
-
-
-def describe_listeners(server: object) -> str:
-    """What a newcomer needs after start: the URLs and how to trust the local CA."""
-    from apiclub.server.launcher import Server
-
-    assert isinstance(server, Server)  # noqa: S101
-    settings = server.settings
-    name = settings.domains[0]
-    host = f"[{name}]" if ":" in name else name
-    if not server.tls_enabled:
-        return f"apiclub serving http://{host}:{server.api_port}/ (TLS off: behind a proxy)\n"
-    lines = [f"apiclub serving https://{host}:{server.api_port}/"]
-    if server.redirect_port is not None:
-        lines.append(f"  http://{host}:{server.redirect_port}/ redirects there")
-    manager = server.cert_manager
-    if manager is not None and manager.acme_names:
-        lines.append(
-            f"  certificates for {', '.join(manager.acme_names)} from ACME "
-            f"{settings.acme_directory} (a local-CA stand-in until they arrive)"
-        )
-    if settings.tls in (TlsMode.AUTO, TlsMode.INTERNAL) and manager and manager.local_names:
-        root = manager.root_cert_path()
-        lines.append(f"  certificates from the local CA: {root}")
-        lines.append(f"  trust it: curl --cacert {root} https://{host}:{server.api_port}/")
-        lines.append("  or install it system-wide: apiclub ca trust")
-    return "\n".join(lines) + "\n"
-
-
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
     from apiclub.db import migrate_database
 
     applied = asyncio.run(migrate_database(settings))
     sys.stdout.write(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}\n")
-    return 0
-
-
-def _ca_path(settings: Settings, _: argparse.Namespace) -> int:
-    from apiclub.tls import root_cert_path
-
-    sys.stdout.write(f"{root_cert_path(settings)}\n")
-    return 0
-
-
-def _ca_trust(settings: Settings, args: argparse.Namespace) -> int:
-    from apiclub.tls import root_cert_path, root_key_path, trust_root
-
-    root, key = root_cert_path(settings), root_key_path(settings)
-    return _report_trust(trust_root(root, key, kinds=_store_kinds(args)))
-
-
-def _ca_untrust(settings: Settings, args: argparse.Namespace) -> int:
-    from apiclub.tls import root_cert_path, untrust_root
-
-    return _report_trust(untrust_root(root_cert_path(settings), kinds=_store_kinds(args)))
-
-
-def _store_kinds(args: argparse.Namespace) -> frozenset[str]:
-    from apiclub.tls.trust import STORE_KINDS
-
-    return frozenset(args.store) if args.store else STORE_KINDS
-
-
-def _report_trust(results: list[StoreResult]) -> int:
-    """One line per store; exit 1 when a store failed or none could be changed."""
-    for result in results:
-        stream = sys.stdout if result.changed_or_fine else sys.stderr
-        stream.write(f"{result.line()}\n")
-    if any(r.outcome == "failed" for r in results) or not any(r.changed_or_fine for r in results):
-        return 1
     return 0
 
 

@@ -321,3 +321,25 @@ def check_replica_url(url: str) -> None:
         raise ConfigError(f"{key}={url!r}: a file:// replica needs an absolute path (file:///...)")
     if parts.scheme in {"s3", "sftp"} and not parts.hostname:
         raise ConfigError(f"{key}={redact_url(url)!r} names no bucket or host")
+
+
+def check_ops(port: int, host: str, token_file: Path | None, log_format: str) -> None:
+    """The admin listener's and the logs' settings (issue #17): a port, /metrics off loopback
+    only with a token, a known log format."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"APICLUB_METRICS_PORT={port!r} is not a port (0-65535; 0 is off)")
+    if port and token_file is None:
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise ConfigError(
+                f"APICLUB_METRICS_HOST={host!r} serves /metrics beyond this machine: set "
+                "APICLUB_METRICS_TOKEN_FILE to a file holding a bearer token, or keep 127.0.0.1"
+            )
+    if log_format not in {"text", "json"}:
+        raise ConfigError(
+            f"APICLUB_LOG_FORMAT={log_format!r} is not one of text, json: give json for one "
+            "JSON object per line"
+        )

@@ -7,14 +7,13 @@ decide what counts. The values each setting takes, and their parsers, live in
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from apiclub.errors import ConfigError
 from apiclub.names import is_private_name
+from apiclub.setting_checks import check_acme, check_backups
 from apiclub.setting_values import (
     DEFAULT_DOMAINS,
     HSTS_MAX_AGE,
@@ -32,7 +31,7 @@ from apiclub.setting_values import (
     RateLimit,
     TlsMode,
     check_database_url,
-    check_replica_url,
+    check_ops,
     normalize_name,
     parse_auth_mode,
     parse_bool,
@@ -163,6 +162,23 @@ class Settings:
     """A file of `NAME=value` lines added to Litestream's environment
     (APICLUB_REPLICATE_ENV_FILE): its credentials, e.g. `AWS_SECRET_ACCESS_KEY`, kept out of
     apiclub's own environment; make it 0600."""
+    env_file: Path | None = None
+    """A file of KEY=VALUE settings (APICLUB_ENV_FILE), read at every start of a worker, so a
+    reload (SIGHUP) picks up what changed in it; its values win over the environment's, flags
+    win over both (`env_file.read_env_file`)."""
+    metrics_port: int = 0
+    """Port of the admin listener (APICLUB_METRICS_PORT): `/metrics`, `/livez`, `/readyz` in
+    plain HTTP; 0 (the default) turns it off. The container image sets 9464."""
+    metrics_host: str = "127.0.0.1"
+    """Address the admin listener binds (APICLUB_METRICS_HOST); loopback by default, since
+    metrics name the served domains and nothing on it asks for a password."""
+    log_format: str = "text"
+    """Log lines (APICLUB_LOG_FORMAT): `text` for people, `json` for one JSON object per line
+    with Caddy's access-log field names, for log collectors."""
+    metrics_token_file: Path | None = None
+    """A file holding the bearer token /metrics then asks for (APICLUB_METRICS_TOKEN_FILE);
+    required when APICLUB_METRICS_HOST is not a loopback address. A file, not a value, so the
+    token is on no command line; Prometheus reads it with `authorization: credentials_file`."""
     request_timeout: float = 30 * SECONDS
     """Seconds a request's head and body get to arrive, on both listeners
     (APICLUB_REQUEST_TIMEOUT), from its first byte; `request_min_rate` extends it."""
@@ -218,27 +234,10 @@ class Settings:
             )
         if self.database_url is not None:
             check_database_url(self.database_url)
-        self._check_acme()
-        self._check_backups()
+        check_ops(self.metrics_port, self.metrics_host, self.metrics_token_file, self.log_format)
+        check_acme(self)
+        check_backups(self)
         self._check_request_limits()
-
-    def _check_backups(self) -> None:
-        if self.backup_every is not None and not 1 <= self.backup_every <= 366 * 86400:
-            raise ConfigError(
-                f"APICLUB_BACKUP_EVERY={self.backup_every!r} is not a duration from 1 s to a "
-                "year: give e.g. 1h"
-            )
-        if self.backup_keep < 1:
-            raise ConfigError(
-                f"APICLUB_BACKUP_KEEP={self.backup_keep!r} must be at least 1 (snapshots kept)"
-            )
-        if self.replicate is not None:
-            check_replica_url(self.replicate)
-            if self.database_url is not None:
-                raise ConfigError(
-                    "APICLUB_REPLICATE replicates SQLite with Litestream; with "
-                    "APICLUB_DATABASE_URL use PostgreSQL's own replication or pg_dump instead"
-                )
 
     def _check_request_limits(self) -> None:
         for key, seconds in (
@@ -264,46 +263,6 @@ class Settings:
             raise ConfigError(
                 f"APICLUB_MAX_CONNECTIONS={self.max_connections!r} must not be negative "
                 "(0 derives it from the open-file limit)"
-            )
-
-    def _check_acme(self) -> None:
-        for directory in self.acme_directories or ("",):
-            url = urlsplit(directory)
-            if url.scheme != "https" or not url.hostname:
-                raise ConfigError(
-                    f"APICLUB_ACME_DIRECTORY={self.acme_directory!r} is not an https:// URL "
-                    f"(or a comma-separated list of them): give the ACME server's directory, "
-                    f"e.g. {LETS_ENCRYPT_STAGING_DIRECTORY}"
-                )
-        if self.acme_email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+", self.acme_email):
-            raise ConfigError(
-                f"APICLUB_ACME_EMAIL={self.acme_email!r} is not an e-mail address "
-                "(e.g. you@example.com)"
-            )
-        if self.tls is TlsMode.ACME and not self.acme_agree_tos:
-            raise ConfigError(
-                "APICLUB_TLS=acme needs the ACME server's terms of service agreed: set "
-                "APICLUB_ACME_AGREE_TOS=1 (--acme-agree-tos) after reading them"
-            )
-        if self.acme_profile is not None and not re.fullmatch(
-            r"[A-Za-z0-9._-]+", self.acme_profile
-        ):
-            raise ConfigError(
-                f"APICLUB_ACME_PROFILE={self.acme_profile!r} is not a profile name: give one "
-                "the CA's directory lists, e.g. shortlived, or unset it"
-            )
-        if (self.acme_eab_kid is None) != (self.acme_eab_hmac_key is None):
-            raise ConfigError(
-                "External Account Binding needs both APICLUB_ACME_EAB_KID and "
-                "APICLUB_ACME_EAB_HMAC_KEY (or APICLUB_ACME_EAB_HMAC_KEY_FILE): give both, "
-                "as the CA issued them, or neither"
-            )
-        if self.acme_eab_hmac_key is not None and not re.fullmatch(
-            r"[A-Za-z0-9_-]+={0,2}", self.acme_eab_hmac_key
-        ):
-            raise ConfigError(
-                "APICLUB_ACME_EAB_HMAC_KEY is not base64url (A-Z, a-z, 0-9, - and _): copy the "
-                "HMAC key exactly as the CA shows it"
             )
 
     @property
@@ -426,6 +385,16 @@ class Settings:
             values["replicate"] = raw
         if (raw := get("APICLUB_REPLICATE_ENV_FILE")) is not None:
             values["replicate_env_file"] = Path(raw)
+        if (raw := get("APICLUB_ENV_FILE")) is not None:
+            values["env_file"] = Path(raw)
+        if (raw := get("APICLUB_METRICS_PORT")) is not None:
+            values["metrics_port"] = parse_port("APICLUB_METRICS_PORT", raw)
+        if (raw := get("APICLUB_METRICS_HOST")) is not None:
+            values["metrics_host"] = raw
+        if (raw := get("APICLUB_LOG_FORMAT")) is not None:
+            values["log_format"] = raw.lower()
+        if (raw := get("APICLUB_METRICS_TOKEN_FILE")) is not None:
+            values["metrics_token_file"] = Path(raw)
         for key, name in (
             ("APICLUB_REQUEST_TIMEOUT", "request_timeout"),
             ("APICLUB_REQUEST_MAX_TIME", "request_max_time"),

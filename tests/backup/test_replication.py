@@ -39,11 +39,24 @@ def replica(
         yield server.url("apiclub", "db")
 
 
-def _children(pid: int) -> list[int]:
+def _all_children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(p) for p in (task / "children").read_text().split()]
     return found
+
+
+def _children(pid: int) -> list[int]:
+    """The Litestream children of the `serve` parent (its workers are children too)."""
+    litestream = []
+    for child in _all_children(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue  # gone meanwhile
+        if command.endswith(b"litestream"):
+            litestream.append(child)
+    return litestream
 
 
 def _wait_for(predicate: object, timeout: float = 30.0) -> None:

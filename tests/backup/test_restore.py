@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.backup.helpers import integrity, listing, peer_serial, task_ids
+from tests.backup.test_replication import _all_children
 from tests.processes import run_apiclub, served
 
 
@@ -228,8 +229,11 @@ def test_with_workers_the_parent_holds_the_serving_lock_too(tmp_path: Path) -> N
         assert server.process.pid in _flock_holders(data / "api.db.serve.lock")
 
 
-def test_a_single_process_server_holds_it_while_serving(tmp_path: Path) -> None:
+def test_a_single_worker_server_holds_it_while_serving(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with served(data) as server:
-        assert _flock_holders(data / "api.db.serve.lock") == {server.process.pid}
+        # The parent and its one worker (which opened the database).
+        workers = set(_all_children(server.process.pid))
+        assert len(workers) == 1
+        assert _flock_holders(data / "api.db.serve.lock") == {server.process.pid} | workers
     assert _flock_holders(data / "api.db.serve.lock") == set()

@@ -59,7 +59,7 @@ def test_with_several_workers_the_parent_alone_takes_the_snapshots(tmp_path: Pat
     import re
 
     from tests.backup.helpers import require_tool
-    from tests.backup.test_replication import _children
+    from tests.backup.test_replication import _all_children
 
     require_tool("litestream")
     flags = (
@@ -78,7 +78,7 @@ def test_with_several_workers_the_parent_alone_takes_the_snapshots(tmp_path: Pat
         assert pids == {str(server.process.pid)}
         commands = [
             Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-            for pid in _children(server.process.pid)
+            for pid in _all_children(server.process.pid)
         ]
         assert sum(command.endswith(b"litestream") for command in commands) == 1
         assert len(commands) == 3  # two workers and one Litestream

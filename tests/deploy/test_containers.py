@@ -13,6 +13,7 @@ with loopback high ports, one port per API replica.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -30,6 +31,7 @@ import httpx
 import pytest
 
 from tests.deploy.helpers import DOMAINS, REPO, free_ports
+from tests.reliability.deploy_load import assert_no_loss, run_load
 
 pytestmark = [
     pytest.mark.slow,
@@ -286,7 +288,7 @@ def replica_get(port: int, path: str) -> httpx.Response:
 
 @pytest.fixture
 def project(images: Images, tmp_path: Path) -> Iterator[Project]:
-    https_port, http_port, api_port, api_port_2, postgres_port = free_ports(5)
+    https_port, http_port, api_port, api_port_2, postgres_port, *metrics = free_ports(8)
     name = f"apiclub-e2e-{os.getpid()}"
     project = Project(name, tmp_path, https_port, http_port, (api_port, api_port_2), postgres_port)
     project.write_env(
@@ -299,6 +301,9 @@ def project(images: Images, tmp_path: Path) -> Iterator[Project]:
         E2E_API_PORT=str(api_port),
         E2E_API_PORT_2=str(api_port_2),
         E2E_POSTGRES_PORT=str(postgres_port),
+        E2E_METRICS_PORT=str(metrics[0]),
+        E2E_METRICS_PORT_1=str(metrics[1]),
+        E2E_METRICS_PORT_2=str(metrics[2]),
         # On the host's network the replicas of one service would share a port: one each.
         API_REPLICAS="1",
         E2E_UPSTREAM=f"127.0.0.1:{api_port}",
@@ -513,3 +518,45 @@ def test_scale_mode_balances_replicas_on_postgres_and_survives_losing_one(
             response = project.get(client, DOMAINS[0], f"/task/{expected['id']}")
             assert response.json() == expected
     assert tasks_in_postgres(project) == [expected["name"] for expected in written]
+
+
+def test_direct_mode_reloads_on_hup_failing_no_request_and_stops_at_once(
+    project: Project,
+) -> None:
+    # The container's PID 1 is apiclub's parent: HUP reloads in place; a new image would be
+    # a new container (README "Deploys": use the nginx or scale profile's rolling restart).
+    project.compose("--profile", "direct", "up", "--detach")
+    project.wait_ready()
+    container = project.container("api")
+
+    def logs() -> str:
+        found = run("podman", "logs", container)
+        return found.stdout + found.stderr
+
+    def reload() -> None:
+        run("podman", "kill", "--signal", "HUP", container)
+        project.wait_for(
+            "generation 1", lambda: None if "generation 1 serving" in logs() else "not yet"
+        )
+
+    root = project.volume / "ca/root.pem"
+    result = run_load(lambda: project.https_port, root, reload, host=DOMAINS[0])
+    assert_no_loss(result, project.volume / "api.db", "HUP reload inside the container")
+    # The stop with an idle keep-alive pool open ends far inside podman's 10 s timeout.
+    context = ssl.create_default_context(cafile=str(root))
+    with contextlib.ExitStack() as pool:
+        for http2 in (False, False, True, True):
+            client = pool.enter_context(httpx.Client(verify=context, http2=http2, timeout=10))
+            answer = client.get(
+                project.url("/"),
+                headers={"host": DOMAINS[0]},
+                extensions={"sni_hostname": DOMAINS[0]},
+            )
+            assert answer.status_code == 200
+        began = time.monotonic()
+        run("podman", "stop", "--time", "10", container)
+        took = time.monotonic() - began
+    status = run("podman", "inspect", "--format", "{{.State.ExitCode}}", container).stdout
+    sys.stdout.write(f"podman stop with an idle pool open: {took:.2f} s, exit {status.strip()}\n")
+    assert status.strip() == "0", logs()[-3000:]
+    assert took < 5, logs()[-3000:]

@@ -87,9 +87,25 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     apiclub = Path(dev_tool("apiclub"))
     copy = tmp_path / "apiclub.service"
     copy.write_text(unit.replace("/opt/apiclub/bin/apiclub", str(apiclub)))
-    result = run(analyze, "verify", copy)
+    # Its sockets' unit beside it (Requires=apiclub.socket).
+    socket_unit = tmp_path / "apiclub.socket"
+    socket_unit.write_text((REPO / "deploy/systemd/apiclub.socket").read_text())
+    result = run(analyze, "verify", socket_unit, copy)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_systemd_socket_unit_names_the_sockets_apiclub_takes() -> None:
+    lines = (REPO / "deploy/systemd/apiclub.socket").read_text().splitlines()
+    pairs = [line.split("=", 1) for line in lines if "=" in line and not line.startswith("#")]
+    listens = [(k, v) for k, v in pairs if k in ("ListenStream", "FileDescriptorName")]
+    assert listens == [
+        ("ListenStream", "443"),
+        ("FileDescriptorName", "https"),
+        ("ListenStream", "80"),
+        ("FileDescriptorName", "http"),
+    ]
+    assert ("Accept", "no") in [(k, v) for k, v in pairs]
 
 
 def test_systemd_verify_catches_a_misplaced_setting(tmp_path: Path) -> None:
@@ -111,8 +127,11 @@ def test_systemd_unit_runs_unprivileged_and_hardened() -> None:
         if "=" in line and not line.startswith("#")
     }
     assert settings["User"] == "apiclub"
-    assert settings["AmbientCapabilities"] == "CAP_NET_BIND_SERVICE"
-    assert settings["CapabilityBoundingSet"] == "CAP_NET_BIND_SERVICE"
+    # systemd binds the ports (apiclub.socket): no capability at all.
+    assert settings["AmbientCapabilities"] == ""
+    assert settings["CapabilityBoundingSet"] == ""
+    assert settings["Type"] == "notify"
+    assert settings["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert settings["StateDirectory"] == "apiclub"
     assert settings["Restart"] == "on-failure"
     assert settings["LimitNOFILE"] == "65536"  # issue 14: the connection cap derives from it

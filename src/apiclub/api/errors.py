@@ -27,6 +27,7 @@ from litestar.types import ExceptionHandlersMap
 
 from apiclub.api.messages import explain_all
 from apiclub.db import UNAVAILABLE_ERRORS, DatabaseFileError, unavailable_reason
+from apiclub.observe import emit
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def create_exception_handlers(max_body_size: int) -> ExceptionHandlersMap:
 
 
 def _unavailable(reason: str) -> Response[Any]:
+    emit("db.unavailable", reason="busy" if "busy" in reason else "unavailable")
     return _json_error(
         HTTP_503_SERVICE_UNAVAILABLE,
         f"Service Unavailable: {reason}",

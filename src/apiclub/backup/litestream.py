@@ -26,8 +26,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from apiclub.backup.restore import Restored, install_database_locked, stamp
-from apiclub.db.serving import no_server_running, serving_lock_path
 from apiclub.errors import BackupError, ConfigError
+from apiclub.serving_lock import no_server_running, serving_lock_path
 from apiclub.setting_values import check_replica_url
 from apiclub.settings import Settings
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from apiclub.backup.archive import extract_verified
 from apiclub.backup.manifest import DATA_DIR, POSTGRES_NAME, SQLITE_NAME, Manifest
 from apiclub.backup.sqlite_copy import check_database
-from apiclub.db.serving import no_server_running, serving_lock_path
 from apiclub.errors import BackupError
+from apiclub.serving_lock import no_server_running, serving_lock_path
 from apiclub.settings import Settings
 
 SIDE_FILES = ("-wal", "-shm", "-journal")

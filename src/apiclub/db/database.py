@@ -13,7 +13,7 @@ import logging
 from apiclub.db.engine import Database, create_engine
 from apiclub.db.migrate import migrate
 from apiclub.db.postgres import Postgres
-from apiclub.db.serving import ServingLock, serving_lock_path
+from apiclub.serving_lock import ServingLock, serving_lock_path
 from apiclub.settings import Settings
 
 logger = logging.getLogger(__name__)

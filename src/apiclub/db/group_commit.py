@@ -21,12 +21,14 @@ import contextlib
 import copy
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from typing import Any
 
 from apiclub.db.sqlite_threads import Connect, Row, closed_error, fetch, settle
+from apiclub.observe import emit
 
 MAX_BATCH = 256
 """Writes per commit at most: bounds how long the first of them waits for the last."""
@@ -105,6 +107,7 @@ class GroupCommitWriter:
         while batch:
             try:
                 connection = self._open()  # a new connection checks the file as it opens
+                began = time.perf_counter()
                 connection.execute("BEGIN IMMEDIATE")
             except BaseException as exc:
                 _fail(batch, exc)
@@ -135,6 +138,7 @@ class GroupCommitWriter:
                     _fail(batch, exc)
                     return
                 self.commits += 1
+                emit("db.commit", batch=len(batch), seconds=time.perf_counter() - began)
                 for write, rows in zip(batch, results, strict=True):
                     settle(write.future, rows, None)
                 return

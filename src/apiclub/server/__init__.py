@@ -1,4 +1,6 @@
-"""The process around the API: listeners, redirects, Host checks, graceful start and stop.
+"""Serving: Hypercorn configs, the redirect app, proxy-header trust, start and stop, reloads.
 
-`launcher.Server` is the entry point; `run.run_until_signalled` runs it in the foreground.
+`launcher.Server` runs both listeners of one worker; `generations.Generations` is the parent
+of `apiclub serve` that holds the sockets and starts, reloads and stops the workers
+(`workers.serve_worker`).
 """

@@ -7,6 +7,7 @@ that renewal swaps, and the sockets are the ones we bound (and reported errors f
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import ssl
@@ -17,11 +18,12 @@ from apiclub.server.access_log import AccessLogger
 from apiclub.server.h11_coalesce import coalesce_h11_head_and_body
 from apiclub.server.head_limit import limit_h2_header_list, limit_h11_head
 from apiclub.server.hypercorn_fixes import apply_hypercorn_fixes
+from apiclub.server.json_access_log import JsonAccessLogger
 from apiclub.server.limits import ConnectionCap, RequestDeadline, connection_cap
 from apiclub.server.request_deadline import DEADLINE_ATTRIBUTE, enforce_request_deadline
 from apiclub.server.sockets import BACKLOG
 from apiclub.server.tls_buffers import shrink_tls_read_buffers
-from apiclub.settings import Settings
+from apiclub.settings import ProxyNetwork, Settings
 
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 """Client address first (after proxy-header trust), request line, status, bytes, seconds."""
@@ -55,12 +57,27 @@ set here so that a change of default upstream cannot silently lift it.
 class ListenerConfig(Config):
     """A Hypercorn config serving on pre-bound sockets with an optional SSLContext."""
 
-    def __init__(self, sock: socket.socket, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        ssl_context: ssl.SSLContext | None,
+        trusted_proxies: tuple[ProxyNetwork, ...] = (),
+    ) -> None:
         super().__init__()
         self._socket = sock
         self._ssl_context = ssl_context
         self.connection_cap: ConnectionCap | None = None
         """Counts and caps this process's connections (`limits`); none when unset."""
+        self._trusted_proxies = trusted_proxies
+
+    def drains_at_stop(self, host: str) -> bool:
+        """Whether a stop drains, not closes, an idle plain connection from `host`: only a
+        trusted proxy's (hypercorn_fixes `_drains_at_stop`)."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self._trusted_proxies)
 
     @property
     def ssl_enabled(self) -> bool:
@@ -82,11 +99,11 @@ def create_listener_config(
     settings: Settings, sock: socket.socket, ssl_context: ssl.SSLContext | None
 ) -> ListenerConfig:
     """A config for one listener: logging, graceful stop and limits from settings."""
-    config = ListenerConfig(sock, ssl_context)
+    config = ListenerConfig(sock, ssl_context, settings.trusted_proxies)
     config.accesslog = logging.getLogger("apiclub.access")
     config.errorlog = logging.getLogger("apiclub.server")
     config.access_log_format = ACCESS_LOG_FORMAT
-    config.logger_class = AccessLogger
+    config.logger_class = JsonAccessLogger if settings.log_format == "json" else AccessLogger
     config.graceful_timeout = settings.grace_period
     config.backlog = BACKLOG
     # Hypercorn sends `server: hypercorn-h11` by default; do not advertise the stack.

@@ -1,11 +1,8 @@
 """Workarounds for Hypercorn 0.18 bugs that turn a graceful stop into lost or hanging requests.
 
-All are applied by `apply_hypercorn_fixes()`, once per process, before a listener starts; each
-patch names the bug it works around and is idempotent.
-
+Applied by `apply_hypercorn_fixes()` before a listener starts; each names its bug, idempotent.
 - `TCPServer._close` lets TLS close errors escape (pgjones/hypercorn#261, #264): 500s, no exit.
-- `TCPServer.protocol_send` and `_read_data` turn a write to, or a read from, a vanished TLS
-  transport into a traceback.
+- `protocol_send` and `_read_data` turn I/O on a vanished TLS transport into a traceback.
 - A request arriving as an idle keep-alive connection is closed is run but never answered.
 - HTTP/2: a request arriving after the stop's GOAWAY crashes the stop, and closing the
   connection under the client's late frames resets it, failing streams already answered.
@@ -35,6 +32,19 @@ from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 
 from apiclub.server.h2_limits import _STREAM_EVENTS, limit_h2_streams
+from apiclub.server.stop_policy import (
+    _CLOSING,
+    _OPENED_BEFORE_STOP,
+    _SOCKET_TRANSPORT,
+    CLOSE_NOTIFY_WAIT,
+    FIRST_REQUEST_WAIT,
+    SILENT_CUT_DELAY,
+    _drains_at_stop,
+    _has_request,
+    _is_fresh,
+    _say_goaway_and_linger,
+    cut_after_close_wait,
+)
 
 logger = logging.getLogger("apiclub.server")
 
@@ -70,6 +80,9 @@ def tolerate_tls_close_errors() -> None:
     original = TCPServer._close
 
     async def close(self: Any) -> None:
+        if self.context.terminated.is_set():
+            # A connection closed during a stop (its last answer said `Connection: close`).
+            cut_after_close_wait(self)
         try:
             await original(self)
         except (ssl.SSLError, TimeoutError) as exc:
@@ -138,14 +151,7 @@ def tolerate_reads_after_connection_lost() -> None:
     setattr(TCPServer, _PATCHED_READ, True)
 
 
-SECONDS = 1.0
-H2_STOP_LINGER = 1 * SECONDS
-"""How long a stopping server waits for an HTTP/2 client to close after GOAWAY: many round
-trips on any network a VPS serves."""
-LINGER_POLL = 0.02 * SECONDS
-
 _PATCHED_IDLE = "_apiclub_closes_idle_connections_safely"
-_CLOSING = "_apiclub_closing"
 
 
 def close_idle_connections_safely() -> None:
@@ -170,16 +176,20 @@ def close_idle_connections_safely() -> None:
     also fixed the race, but under an HTTP/2 flood it let streams past the per-connection
     limit of h2_limits.py, for a reason not found yet.)
     As nginx does, an HTTP/1.1 request whose head completes after that, or after the stop
-    began, is not started: the connection closes without a byte, so the client may safely
-    retry. A request already started finishes, and at a stop its answer says
-    `Connection: close` (RFC 9112 9.6; hyperium/hyper#3725 does the same). Behind a proxy
-    (plain HTTP/1.1) a stop drains instead: idle connections stay open for the keep-alive
-    timeout and requests on them are answered, with `Connection: close` (`_drains_at_stop`).
+    began on a connection that has served one, is not started: the connection closes without
+    a byte, so the client may safely retry. A request already started finishes, and at a stop
+    its answer says `Connection: close` (RFC 9112 9.6; hyperium/hyper#3725 does the same).
+    What else a stop does with each connection is stop_policy.py's to decide.
     """
     if getattr(TCPServer, _PATCHED_IDLE, False):
         return
     original_create_stream = H11Protocol._create_stream
     original_stream_send = H11Protocol.stream_send
+    original_init = H11Protocol.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        setattr(self, _OPENED_BEFORE_STOP, not self.context.terminated.is_set())
 
     async def idle_timeout(self: Any) -> None:
         protocol = self.protocol.protocol
@@ -191,16 +201,26 @@ def close_idle_connections_safely() -> None:
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping, self.config.keep_alive_timeout)
+        if self.context.terminated.is_set() and _is_fresh(protocol):
+            # Accepted just before the stop: its first request is on its way (a request that
+            # starts cancels this wait, as it cancels the keep-alive one).
+            await asyncio.sleep(FIRST_REQUEST_WAIT)
         # A cancellation `wait_for` swallowed still counts (3.11 `Task.cancelling`).
         if asyncio.current_task().cancelling() or _has_request(protocol):  # type: ignore[union-attr]
             return
         setattr(protocol, _CLOSING, True)
-        if isinstance(protocol, H2Protocol) and self.context.terminated.is_set():
-            await _say_goaway_and_linger(self, protocol)
+        if self.context.terminated.is_set():
+            answered = True
+            if isinstance(protocol, H2Protocol):
+                answered = await _say_goaway_and_linger(self, protocol)
+            # A client silent through the linger will not answer close_notify either.
+            cut_after_close_wait(self, CLOSE_NOTIFY_WAIT if answered else SILENT_CUT_DELAY)
         await asyncio.shield(self._initiate_server_close())
 
     async def create_stream(self: Any, request: h11.Request) -> None:
-        stopped = self.context.terminated.is_set() and not _drains_at_stop(self)
+        stopped = (
+            self.context.terminated.is_set() and not _drains_at_stop(self) and not _is_fresh(self)
+        )
         if getattr(self, _CLOSING, False) or stopped:
             logger.debug("%s: request arrived as the connection closed; not started", self.client)
             await self.send(Closed())
@@ -220,47 +240,10 @@ def close_idle_connections_safely() -> None:
         await original_stream_send(self, event)
 
     TCPServer._idle_timeout = idle_timeout  # type: ignore[method-assign]
+    H11Protocol.__init__ = init  # type: ignore[method-assign]
     H11Protocol._create_stream = create_stream  # type: ignore[method-assign]
     H11Protocol.stream_send = stream_send  # type: ignore[method-assign]
     setattr(TCPServer, _PATCHED_IDLE, True)
-
-
-async def _say_goaway_and_linger(server: Any, protocol: H2Protocol) -> None:
-    """At a stop, send GOAWAY (if not yet sent) and let the client close first, for a moment.
-
-    Hypercorn closed an HTTP/2 connection the instant its last stream ended, or with no GOAWAY
-    at all when it was idle. A request the client was sending meanwhile then met a closed
-    socket: the kernel answers with a reset, and the client (httpx, for one) fails every
-    stream of the connection, the one whose answer was already on its way included: a POST
-    stored, its client told it failed (tests/reliability/test_h2_abuse.py, up to 5 runs in 14
-    on a busy machine). RFC 9113 6.8: after GOAWAY, allow at least a round trip for streams in
-    flight. Requests that arrive meanwhile are dropped unprocessed (`_unless_closed`), which
-    the GOAWAY's last stream id tells the client, so it may retry them elsewhere.
-    """
-    if protocol.connection.state_machine.state is not ConnectionState.CLOSED:
-        protocol.connection.close_connection()
-        await protocol._flush()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + H2_STOP_LINGER
-    while not server.reader.at_eof() and loop.time() < deadline:
-        await asyncio.sleep(LINGER_POLL)
-
-
-def _drains_at_stop(protocol: Any) -> bool:
-    """Whether a stop keeps this idle connection open for its keep-alive timeout.
-
-    Only plain HTTP/1.1, the upstream side of a proxy (`APICLUB_TLS=off`): nginx does not
-    resend a POST it has sent on an idle upstream connection that we close in that instant
-    (a 502 for its client, seen in a rolling restart). Draining answers what arrives, with
-    `Connection: close`. HTTP/2 says GOAWAY instead; direct TLS clients get the prompt close.
-    """
-    return isinstance(protocol, H11Protocol) and not protocol.ssl
-
-
-def _has_request(protocol: Any) -> bool:
-    if isinstance(protocol, H2Protocol):
-        return bool(protocol.streams)
-    return getattr(protocol, "stream", None) is not None
 
 
 _PATCHED_H2 = "_apiclub_ignores_requests_after_goaway"
@@ -333,7 +316,6 @@ def _unless_closed(protocol: Any, events: list[h2.events.Event]) -> Iterator[h2.
 
 
 _PATCHED_RUN = "_apiclub_tracks_connections"
-_SOCKET_TRANSPORT = "_apiclub_socket_transport"
 _TASK = "_apiclub_task"
 _open_connections: set[Any] = set()
 

@@ -13,11 +13,12 @@ import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from hypercorn.asyncio import serve as hypercorn_serve
 
 from apiclub.api import create_app
+from apiclub.observe import subscribe
 from apiclub.server.asgi import ASGIApp
 from apiclub.server.config import ListenerConfig, create_listener_config
 from apiclub.server.hosts import HostCheckMiddleware
@@ -29,12 +30,17 @@ from apiclub.server.hypercorn_fixes import (
 )
 from apiclub.server.lifespan import LifespanWatch
 from apiclub.server.limits import RequestDeadline, connection_cap
+from apiclub.server.metrics_middleware import observe_requests
 from apiclub.server.proxy import ProxyHeadersMiddleware
 from apiclub.server.redirect import ChallengeMiddleware, RedirectApp
 from apiclub.server.redirect_server import serve_redirects
 from apiclub.server.sockets import bind_socket
+from apiclub.server.tls_handshakes import count_handshake_failures
 from apiclub.settings import HstsMode, Settings, TlsMode
 from apiclub.tls import CertManager
+
+if TYPE_CHECKING:
+    from apiclub.ops.metrics import Metrics
 
 logger = logging.getLogger("apiclub.server")
 
@@ -42,6 +48,9 @@ STOP_MARGIN = 5.0
 """Seconds past the grace period before remaining connections are cut (TLS close can hang)."""
 ABORT_WAIT = 2.0
 """Seconds the listeners get to finish after each fallback (connections cut, then cancelled)."""
+
+HANDOVER_WAIT = 0.05
+"""Seconds between the end of accepting and the stop: TLS handshakes in progress finish."""
 
 ShutdownTrigger = Callable[[], Awaitable[object]]
 
@@ -80,6 +89,15 @@ class Server:
         self._redirect_port: int | None = None
         self._configs: list[ListenerConfig] = []
         self.ready = asyncio.Event()
+        self.stopping = asyncio.Event()
+        """Set at the first stop signal, before anything closes (readiness goes false)."""
+        self.hand_over = False
+        """Set before the stop when the listening socket outlives this process (a reload):
+        connections accepted a moment ago reach their first request instead of being cut."""
+        self.metrics: Metrics | None = None
+        """This worker's metrics (written to the parent's multiprocess directory), made by
+        `serve()` when the admin listener is on."""
+        self._unsubscribe: Callable[[], None] | None = None
 
     @property
     def tls_enabled(self) -> bool:
@@ -162,7 +180,8 @@ class Server:
                 "APICLUB_HSTS=on is ignored with APICLUB_TLS=off: the proxy in front talks HTTPS "
                 "to browsers, so it sends Strict-Transport-Security (nginx: add_header)"
             )
-        self._watch = LifespanWatch(ProxyHeadersMiddleware(checked, self.settings.trusted_proxies))
+        proxied = ProxyHeadersMiddleware(checked, self.settings.trusted_proxies)
+        self._watch = LifespanWatch(observe_requests(proxied, self.settings, self._metrics()))
         tasks = [asyncio.create_task(self._serve_api(context, stop), name="api")]
         try:
             await self._wait_started(tasks[0])
@@ -172,11 +191,41 @@ class Server:
             await asyncio.wait([trigger, *tasks], return_when=asyncio.FIRST_COMPLETED)
             trigger.cancel()
         finally:
+            self.stopping.set()
+            if self.hand_over:
+                await self._hand_over_pending_connections()
             stop.set()
             await _finish(tasks, self.settings.grace_period + STOP_MARGIN, self._configs)
+            if self._unsubscribe is not None:
+                self._unsubscribe()
         for task in tasks:
             if not task.cancelled() and (exc := task.exception()) is not None:
                 raise exc
+
+    async def _hand_over_pending_connections(self) -> None:
+        """Stop accepting, then let connections accepted a moment ago reach their first request.
+
+        The listening socket outlives this process at a reload, and under systemd's socket
+        activation: connections still in the kernel's queue go to the next process. Ones
+        asyncio accepted here in a batch were still in their TLS handshake, and Hypercorn's
+        stop only waits for connections past it; so accepting stops first (the reader comes
+        off the loop; Hypercorn's `Server.close()` removes it again, harmlessly).
+        """
+        if self._api_socket is None or self._api_socket.fileno() < 0:
+            return
+        asyncio.get_running_loop().remove_reader(self._api_socket.fileno())
+        await asyncio.sleep(HANDOVER_WAIT)
+
+    def _metrics(self) -> Metrics | None:
+        """Make this process's metrics when the admin listener is on, and let them observe."""
+        if self.metrics is None and self.settings.metrics_port:
+            from apiclub.ops.metrics import Metrics  # prometheus-client: only when asked
+
+            self.metrics = Metrics()
+        if self.metrics is not None and self._unsubscribe is None:
+            count_handshake_failures()
+            self._unsubscribe = subscribe(self.metrics.handle)
+        return self.metrics
 
     def _with_hsts(self, app: ASGIApp, cert_manager: CertManager) -> ASGIApp:
         hosts = hsts_hosts(self.settings, cert_manager.acme_names)

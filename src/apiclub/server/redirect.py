@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from apiclub.observe import emit
 from apiclub.server.asgi import ASGIApp, Receive, Scope, Send, send_response
 from apiclub.server.hosts import request_host
 from apiclub.tls.challenges import ChallengeLookup, token_from_path
@@ -87,13 +88,16 @@ class RedirectApp:
         if self.challenges is not None:
             token = token_from_path(path)
             if token is not None:
+                emit("redirect.answer", kind="challenge")
                 return self.answer_token(token, method, peer, host)
         if host is None or host not in self.allowed_hosts:
+            emit("redirect.answer", kind="refused")
             detail = f"this server does not serve host {host or '(none)'!r}"
             body = json.dumps({"status_code": 421, "detail": detail}).encode()
             return Answer(421, [(b"content-type", b"application/json")], body)
         location = self.https_url(host, raw_path, query)
         status = 301 if method in SAFE_METHODS else 308
+        emit("redirect.answer", kind="redirect")
         cache = (b"cache-control", b"no-store") if status == 308 else (b"vary", b"host")
         return Answer(status, [(b"location", location.encode("ascii")), cache])
 

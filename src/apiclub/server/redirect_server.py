@@ -26,6 +26,8 @@ from urllib.parse import unquote
 
 import httptools
 
+from apiclub.observe import emit
+from apiclub.ops.jsonlog import ACCESS_FIELD
 from apiclub.server.config import (
     KEEP_ALIVE_TIMEOUT,
     KIB,
@@ -80,6 +82,7 @@ class RedirectProtocol(asyncio.Protocol):
         self.head_size = 0
         self.host: bytes | None = None
         self.hosts_seen = 0
+        self.user_agent = ""
         self.framing_bytes = 0
         self.messages = 0
         self.timer: asyncio.TimerHandle | None = None
@@ -165,6 +168,7 @@ class RedirectProtocol(asyncio.Protocol):
         self.host = None
         self.hosts_seen = 0
         self.body_bytes = 0
+        self.user_agent = ""
         self.framing_bytes = 0
         self.messages += 1
 
@@ -179,6 +183,8 @@ class RedirectProtocol(asyncio.Protocol):
         if name.lower() == b"host":
             self.hosts_seen += 1
             self.host = value
+        elif name.lower() == b"user-agent":
+            self.user_agent = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         self.reading_head = False
@@ -243,7 +249,27 @@ class RedirectProtocol(asyncio.Protocol):
                 answer.status,
                 len(answer.body),
                 time.perf_counter() - began,
+                extra={ACCESS_FIELD: self._access_fields(method, raw_path, query, answer, began)},
             )
+
+    def _access_fields(
+        self, method: str, raw_path: bytes, query: bytes, answer: Answer, began: float
+    ) -> dict[str, object]:
+        """The fields of `--log-format json` (`ops.jsonlog`), as the API's access log has them."""
+        ip, _, port = self.peer.rpartition(":")
+        uri = percent_escape(raw_path) + ("?" + percent_escape(query) if query else "")
+        return {
+            "remote_ip": ip,
+            "remote_port": int(port) if port.isdigit() else 0,
+            "proto": f"HTTP/{self.parser.get_http_version()}",
+            "method": method,
+            "host": (self.host or b"").decode("latin-1"),
+            "uri": uri,
+            "status": answer.status,
+            "size": len(answer.body),
+            "duration": round(time.perf_counter() - began, 6),
+            "user_agent": self.user_agent,
+        }
 
     def _write(self, answer: Answer, *, head_only: bool = False, close: bool = False) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -260,6 +286,7 @@ class RedirectProtocol(asyncio.Protocol):
 
     def _refuse(self, status: int, detail: str) -> None:
         logger.info("refused a request from %s with %d: %s", self.peer, status, detail)
+        emit("redirect.answer", kind="refused")
         body = json.dumps({"status_code": status, "detail": detail}).encode()
         self._write(Answer(status, [(b"content-type", b"application/json")], body), close=True)
         self._close()

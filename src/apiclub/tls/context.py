@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apiclub.errors import CertificateError
+from apiclub.observe import emit
 from apiclub.tls.certified import CertifiedKey
 
 # RFC 7540 9.2: HTTP/2 needs TLS 1.2 or later, no compression, no renegotiation, and AEAD
@@ -106,6 +107,7 @@ class CertMap:
         self, sslobj: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext
     ) -> None:
         """Point the connection at the matching context (`SSLContext.sni_callback`)."""
+        emit("tls.handshake")
         sslobj.context = self.context_for(server_name)
 
     def server_context(self) -> ssl.SSLContext:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from apiclub.backoff import Backoff
 from apiclub.errors import CertificateError, StorageError
+from apiclub.observe import emit
 from apiclub.tls.acme_basics import AcmeError
 from apiclub.tls.ari import (
     ARI_DEFAULT_INTERVAL,
@@ -97,13 +98,27 @@ class ManagedCert:
             return changed
         if not self.backoff.ready():
             return self._refresh_standin() or changed
+        attempt, started = time.time(), time.monotonic()
         try:
             self.obtain(cancel=cancel)
         except (CertificateError, StorageError) as exc:
             self._log_failure(exc)
+            self._report(attempt, started, ok=False)
             return self._refresh_standin() or changed
         self.backoff.succeed()
+        self._report(attempt, started, ok=True)
         return True
+
+    def _report(self, attempt: float, started: float, *, ok: bool) -> None:
+        """Tell the observers (the metrics) how this attempt went (`apiclub.observe`)."""
+        emit(
+            "cert.renewal",
+            name=self.name,
+            ok=ok,
+            failures=self.backoff.failures,
+            seconds=time.monotonic() - started,
+            at=attempt,
+        )
 
     def due(self) -> bool:
         """Tell whether an order is needed: serving a stand-in, or the renewal time is here."""

@@ -1,11 +1,12 @@
 """The serving lock: a shared `flock` every serving process holds on its database for its life.
 
 The migration lock (`migrate.default_lock_path`) is held only while migrations run, so it
-cannot tell whether a server is running. This one is: each process that opens the database to
-serve (every worker of `--workers N`, every replica on the same file) takes it *shared* at
-start and keeps it until it closes the database; `apiclub restore` takes it *exclusive* without
-waiting, and refuses when it cannot. The kernel drops it when a process dies, so a crashed
-server never blocks a restore.
+cannot tell whether a server is running. This one is: the `serve` parent for its whole life,
+and each process that opens the database to serve (every worker, every replica on the same
+file), take it *shared* and keep it until they close the database; `apiclub restore` takes it
+*exclusive* without waiting, and refuses when it cannot. The kernel drops it when a process
+dies, so a crashed server never blocks a restore. It sits outside `db/` because the parent,
+which loads no Piccolo, holds it too.
 """
 
 from __future__ import annotations
