@@ -357,3 +357,64 @@ def test_the_acme_directory_takes_an_ordered_list() -> None:
         {"APICLUB_ACME_DIRECTORY": "https://a.example/dir, https://b.example/dir"}
     )
     assert settings.acme_directories == ("https://a.example/dir", "https://b.example/dir")
+
+
+def test_the_database_url_comes_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "url"
+    secret.write_text("postgresql://app:s3cret@db:5432/app\n")
+    settings = Settings.from_env({"APICLUB_DATABASE_URL_FILE": str(secret)})
+    assert settings.database_url == "postgresql://app:s3cret@db:5432/app"
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize("content", [None, "", "\n"])
+def test_a_missing_or_empty_database_url_file_is_refused(
+    tmp_path: Path, content: str | None
+) -> None:
+    secret = tmp_path / "url"
+    if content is not None:
+        secret.write_text(content)
+    with pytest.raises(ConfigError, match="APICLUB_DATABASE_URL_FILE="):
+        Settings.from_env({"APICLUB_DATABASE_URL_FILE": str(secret)})
+
+
+def test_the_database_url_and_its_file_together_are_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "url"
+    secret.write_text("postgresql://app@db/app")
+    environ = {"APICLUB_DATABASE_URL_FILE": str(secret), "APICLUB_DATABASE_URL": "postgresql://x"}
+    with pytest.raises(ConfigError, match="both set"):
+        Settings.from_env(environ)
+
+
+def test_request_limits_are_read_and_checked() -> None:
+    settings = Settings.from_env(
+        {
+            "APICLUB_REQUEST_TIMEOUT": "5",
+            "APICLUB_REQUEST_MIN_RATE": "100",
+            "APICLUB_REQUEST_MAX_TIME": "60",
+            "APICLUB_MAX_CONNECTIONS": "500",
+        }
+    )
+    assert (settings.request_timeout, settings.request_min_rate) == (5.0, 100)
+    assert (settings.request_max_time, settings.max_connections) == (60.0, 500)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"APICLUB_REQUEST_TIMEOUT": "0"},
+            "APICLUB_REQUEST_TIMEOUT=0.0 is not a number of seconds",
+        ),
+        ({"APICLUB_REQUEST_TIMEOUT": "nan"}, "APICLUB_REQUEST_TIMEOUT=nan"),
+        ({"APICLUB_REQUEST_TIMEOUT": "abc"}, "APICLUB_REQUEST_TIMEOUT='abc' is not a number"),
+        ({"APICLUB_REQUEST_MAX_TIME": "10"}, "is below APICLUB_REQUEST_TIMEOUT"),
+        ({"APICLUB_REQUEST_MIN_RATE": "0"}, "APICLUB_REQUEST_MIN_RATE=0 must be at least 1"),
+        ({"APICLUB_MAX_CONNECTIONS": "-1"}, "APICLUB_MAX_CONNECTIONS=-1 must not be negative"),
+    ],
+)
+def test_bad_request_limits_are_refused_naming_the_key(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env(environ)

@@ -20,6 +20,10 @@
 #   NGINX_KEY_FILE             its private key [/data/certs/live/{domain}/privkey.pem]
 #   NGINX_USER                 user of the worker processes when started as root [www-data]
 #   NGINX_TEMPLATE_DIR         where the *.template files are [this script's folder]
+#   APICLUB_HSTS               Strict-Transport-Security, as the API decides it in direct mode:
+#                              auto (public names, once the ACME terms are agreed), on, off [auto]
+#   APICLUB_HSTS_MAX_AGE       its max-age in seconds [31536000]
+#   APICLUB_ACME_AGREE_TOS     set (1, true, yes, on) when the API orders from ACME: `auto` needs it
 set -eu
 
 fail() {
@@ -52,6 +56,9 @@ default_key='/data/certs/live/{domain}/privkey.pem'
 NGINX_CERT_FILE=${NGINX_CERT_FILE:-$default_cert}
 NGINX_KEY_FILE=${NGINX_KEY_FILE:-$default_key}
 NGINX_USER=${NGINX_USER:-www-data}
+APICLUB_HSTS=$(printf '%s' "${APICLUB_HSTS:-auto}" | tr '[:upper:]' '[:lower:]')
+APICLUB_HSTS_MAX_AGE=${APICLUB_HSTS_MAX_AGE:-31536000}
+APICLUB_ACME_AGREE_TOS=$(printf '%s' "${APICLUB_ACME_AGREE_TOS:-}" | tr '[:upper:]' '[:lower:]')
 
 check APICLUB_PUBLIC_HTTPS_PORT "$APICLUB_PUBLIC_HTTPS_PORT" 0-9 "a port (1-65535)"
 check APICLUB_MAX_BODY_SIZE "$APICLUB_MAX_BODY_SIZE" 0-9 "a number of bytes"
@@ -60,6 +67,39 @@ check NGINX_HTTP_LISTEN "$NGINX_HTTP_LISTEN" ']0-9a-zA-Z.:[' "an nginx listen ad
 check NGINX_CERT_FILE "$NGINX_CERT_FILE" '0-9a-zA-Z._/{}-' "a file path without spaces"
 check NGINX_KEY_FILE "$NGINX_KEY_FILE" '0-9a-zA-Z._/{}-' "a file path without spaces"
 check NGINX_USER "$NGINX_USER" '0-9a-z_-' "a user name"
+check APICLUB_HSTS_MAX_AGE "$APICLUB_HSTS_MAX_AGE" 0-9 "a number of seconds (31536000 is a year)"
+case $APICLUB_HSTS in
+    auto | on | off) ;;
+    *) fail "APICLUB_HSTS='$APICLUB_HSTS' is not one of auto, on, off" ;;
+esac
+case $APICLUB_ACME_AGREE_TOS in
+    1 | true | yes | on) acme_agreed=1 ;;
+    *) acme_agreed='' ;;
+esac
+
+# Whether DOMAIN gets HSTS: the API's rule (server/hsts.py, tls/names.py). `auto`: names a
+# public CA certifies, i.e. not IP addresses, single labels, localhost or a reserved suffix.
+hsts_for() {
+    case $APICLUB_HSTS in
+        off) return 1 ;;
+        on) return 0 ;;
+    esac
+    [ -n "$acme_agreed" ] || return 1
+    case $1 in
+        *[!0-9.]*) ;;
+        *) return 1 ;; # an IPv4 address
+    esac
+    case $1 in
+        *.*) ;;
+        *) return 1 ;; # one label
+    esac
+    for suffix in localhost test invalid example local home.arpa internal; do
+        case $1 in
+            "$suffix" | *".$suffix") return 1 ;;
+        esac
+    done
+    return 0
+}
 
 # One `server` line per replica in the upstream block; a name that resolves to several
 # addresses (a compose service with replicas) is several servers too (nginx resolves it at start).
@@ -87,7 +127,7 @@ export APICLUB_MAX_BODY_SIZE NGINX_HTTPS_LISTEN NGINX_HTTP_LISTEN UPSTREAM_SERVE
 # Only these are substituted: nginx's own $host, $remote_addr, ... stay as they are.
 # shellcheck disable=SC2016
 variables='${APICLUB_MAX_BODY_SIZE} ${NGINX_HTTPS_LISTEN} ${NGINX_HTTP_LISTEN} ${UPSTREAM_SERVERS}
-${NGINX_USER} ${HTTPS_PORT_SUFFIX} ${DOMAIN} ${CERT_FILE} ${KEY_FILE}'
+${NGINX_USER} ${HTTPS_PORT_SUFFIX} ${DOMAIN} ${CERT_FILE} ${KEY_FILE} ${HSTS_HEADER}'
 
 mkdir -p "$out/sites"
 rm -f "$out"/sites/*.conf "$out/cert-files"
@@ -110,7 +150,13 @@ for raw in $APICLUB_DOMAINS; do
     seen="$seen$DOMAIN "
     CERT_FILE=$(printf '%s' "$NGINX_CERT_FILE" | sed "s/{domain}/$DOMAIN/g")
     KEY_FILE=$(printf '%s' "$NGINX_KEY_FILE" | sed "s/{domain}/$DOMAIN/g")
-    export DOMAIN CERT_FILE KEY_FILE
+    if hsts_for "$DOMAIN"; then
+        # `always`: nginx's own error answers (502 ...) carry it too, as the API's do.
+        HSTS_HEADER="add_header Strict-Transport-Security \"max-age=$APICLUB_HSTS_MAX_AGE\" always;"
+    else
+        HSTS_HEADER="# no Strict-Transport-Security for $DOMAIN (APICLUB_HSTS=$APICLUB_HSTS)"
+    fi
+    export DOMAIN CERT_FILE KEY_FILE HSTS_HEADER
     envsubst "$variables" <"$templates/site.conf.template" >"$out/sites/$DOMAIN.conf"
     printf '%s\n%s\n' "$CERT_FILE" "$KEY_FILE" >>"$out/cert-files"
 done

@@ -65,7 +65,8 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
     (
         "--database-url",
         "APICLUB_DATABASE_URL",
-        "postgresql://user:password@host:port/db instead of SQLite",
+        "postgresql://user:password@host:port/db instead of SQLite; a password here shows in "
+        "`ps`: prefer the variable or --database-url-file",
     ),
     (
         "--auth",
@@ -101,6 +102,11 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
         "file holding the bearer token /metrics asks for (needed off loopback)",
     ),
     ("--env-file", "APICLUB_ENV_FILE", "KEY=VALUE settings file, read again at each reload"),
+    ("--request-timeout", "APICLUB_REQUEST_TIMEOUT", "seconds for a request to arrive (30)"),
+    ("--request-min-rate", "APICLUB_REQUEST_MIN_RATE", "bytes/s extending it (default 1024)"),
+    ("--request-max-time", "APICLUB_REQUEST_MAX_TIME", "seconds at most, any rate (120)"),
+    ("--max-connections", "APICLUB_MAX_CONNECTIONS", "open connections per process (0: auto)"),
+    ("--database-url-file", "APICLUB_DATABASE_URL_FILE", "a file holding the database URL"),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
 SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})

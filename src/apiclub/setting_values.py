@@ -30,6 +30,8 @@ RATE_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 MAX_WORKERS = 64
 MAX_GRACE_PERIOD = 3600 * SECONDS
 """Longest stop a setting may ask for; past it timers overflow (and no stop should take longer)."""
+MAX_REQUEST_SECONDS = 3600 * SECONDS
+"""The longest APICLUB_REQUEST_TIMEOUT / APICLUB_REQUEST_MAX_TIME: an hour to send a request."""
 DATABASE_SCHEMES = frozenset({"postgresql", "postgres"})
 _PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
 """A password given as a query parameter (libpq's and asyncpg's `?password=`)."""

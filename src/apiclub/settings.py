@@ -21,6 +21,7 @@ from apiclub.setting_values import (
     LETS_ENCRYPT_DIRECTORY,
     LETS_ENCRYPT_STAGING_DIRECTORY,
     MAX_GRACE_PERIOD,
+    MAX_REQUEST_SECONDS,
     MAX_WORKERS,
     MIB,
     SECONDS,
@@ -178,6 +179,21 @@ class Settings:
     """A file holding the bearer token /metrics then asks for (APICLUB_METRICS_TOKEN_FILE);
     required when APICLUB_METRICS_HOST is not a loopback address. A file, not a value, so the
     token is on no command line; Prometheus reads it with `authorization: credentials_file`."""
+    request_timeout: float = 30 * SECONDS
+    """Seconds a request's head and body get to arrive, on both listeners
+    (APICLUB_REQUEST_TIMEOUT), from its first byte; `request_min_rate` extends it."""
+    request_min_rate: int = 1024
+    """Bytes per second a slow request must keep (APICLUB_REQUEST_MIN_RATE): each byte received
+    adds 1/rate seconds to `request_timeout`, as Apache's mod_reqtimeout `MinRate`."""
+    request_max_time: float = 120 * SECONDS
+    """Seconds a request may take to arrive whatever its rate (APICLUB_REQUEST_MAX_TIME)."""
+    max_connections: int = 0
+    """Open client connections per process, both listeners together (APICLUB_MAX_CONNECTIONS);
+    past it new ones are closed at once. 0: the open-file limit less a reserve."""
+    database_url_file: Path | None = None
+    """A file holding the PostgreSQL URL (APICLUB_DATABASE_URL_FILE), read into
+    `database_url` at start: a password neither on a command line (`ps` shows it) nor in the
+    environment (a container secret, systemd's `LoadCredential=`)."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -221,6 +237,33 @@ class Settings:
         check_ops(self.metrics_port, self.metrics_host, self.metrics_token_file, self.log_format)
         check_acme(self)
         check_backups(self)
+        self._check_request_limits()
+
+    def _check_request_limits(self) -> None:
+        for key, seconds in (
+            ("APICLUB_REQUEST_TIMEOUT", self.request_timeout),
+            ("APICLUB_REQUEST_MAX_TIME", self.request_max_time),
+        ):
+            if not 0 < seconds <= MAX_REQUEST_SECONDS:  # also refuses nan
+                raise ConfigError(
+                    f"{key}={seconds!r} is not a number of seconds above 0 and at most "
+                    f"{MAX_REQUEST_SECONDS:.0f}"
+                )
+        if self.request_max_time < self.request_timeout:
+            raise ConfigError(
+                f"APICLUB_REQUEST_MAX_TIME={self.request_max_time!r} is below "
+                f"APICLUB_REQUEST_TIMEOUT={self.request_timeout!r}: give at least as much"
+            )
+        if self.request_min_rate < 1:
+            raise ConfigError(
+                f"APICLUB_REQUEST_MIN_RATE={self.request_min_rate!r} must be at least 1 "
+                "(bytes per second)"
+            )
+        if self.max_connections < 0:
+            raise ConfigError(
+                f"APICLUB_MAX_CONNECTIONS={self.max_connections!r} must not be negative "
+                "(0 derives it from the open-file limit)"
+            )
 
     @property
     def acme_directories(self) -> tuple[str, ...]:
@@ -352,4 +395,23 @@ class Settings:
             values["log_format"] = raw.lower()
         if (raw := get("APICLUB_METRICS_TOKEN_FILE")) is not None:
             values["metrics_token_file"] = Path(raw)
+        for key, name in (
+            ("APICLUB_REQUEST_TIMEOUT", "request_timeout"),
+            ("APICLUB_REQUEST_MAX_TIME", "request_max_time"),
+        ):
+            if (raw := get(key)) is not None:
+                values[name] = parse_seconds(key, raw)
+        for key, name in (
+            ("APICLUB_REQUEST_MIN_RATE", "request_min_rate"),
+            ("APICLUB_MAX_CONNECTIONS", "max_connections"),
+        ):
+            if (raw := get(key)) is not None:
+                values[name] = parse_int(key, raw)
+        if (raw := get("APICLUB_DATABASE_URL_FILE")) is not None:
+            if "database_url" in values:
+                raise ConfigError(
+                    "APICLUB_DATABASE_URL and APICLUB_DATABASE_URL_FILE are both set: keep one"
+                )
+            values["database_url_file"] = Path(raw)
+            values["database_url"] = read_secret_file("APICLUB_DATABASE_URL_FILE", raw)
         return cls(**values)  # type: ignore[arg-type]

@@ -134,6 +134,7 @@ def test_systemd_unit_runs_unprivileged_and_hardened() -> None:
     assert settings["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert settings["StateDirectory"] == "apiclub"
     assert settings["Restart"] == "on-failure"
+    assert settings["LimitNOFILE"] == "65536"  # issue 14: the connection cap derives from it
     for key, value in {
         "NoNewPrivileges": "yes",
         "ProtectSystem": "strict",

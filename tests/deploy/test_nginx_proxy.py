@@ -398,3 +398,20 @@ async def test_504_is_json_when_the_api_does_not_answer_in_time(
         "status_code": 504,
         "detail": "the API did not answer in time",
     }
+
+
+async def test_hsts_reaches_the_browser_over_https_and_never_over_port_80(
+    certs: CertManager, client_context: ssl.SSLContext
+) -> None:
+    overrides = {"APICLUB_ACME_AGREE_TOS": "1"}
+    with running_nginx(certs.settings.data_dir, free_port(), **overrides) as nginx:
+        async with httpx.AsyncClient(verify=client_context) as client:
+            url, ext = via(nginx, "apiclub.com")
+            # The upstream is down: nginx's own 502 carries the header too (`always`).
+            https = await client.get(url, headers={"host": "apiclub.com"}, extensions=ext)
+            plain_url, _ = via(nginx, "apiclub.com", tls=False)
+            plain = await client.get(plain_url, headers={"host": "apiclub.com"})
+    assert https.status_code == 502
+    assert https.headers["strict-transport-security"] == "max-age=31536000"
+    assert plain.status_code == 301
+    assert "strict-transport-security" not in plain.headers

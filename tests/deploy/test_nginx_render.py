@@ -185,3 +185,55 @@ def test_entrypoint_gives_up_when_the_api_never_writes_certificates(tmp_path: Pa
     assert result.returncode == 1
     assert "error: no certificates after 1s" in result.stderr
     assert "APICLUB_MANAGE_CERTS=1" in result.stderr
+
+
+def hsts_lines(files: dict[str, str], name: str) -> list[str]:
+    return re.findall(r"add_header Strict-Transport-Security .*;", files[f"sites/{name}.conf"])
+
+
+def test_hsts_in_auto_is_for_public_names_once_acme_is_agreed(tmp_path: Path) -> None:
+    # Issue 14: the nginx profile never sent HSTS; direct mode sends it for public ACME names.
+    names = "apiclub.com,localhost,api.test,intranet,10.0.0.7,box.internal"
+    files = rendered(tmp_path, APICLUB_DOMAINS=names, APICLUB_ACME_AGREE_TOS="1")
+    assert hsts_lines(files, "apiclub.com") == [
+        'add_header Strict-Transport-Security "max-age=31536000" always;'
+    ]
+    for local in ("localhost", "api.test", "intranet", "10.0.0.7", "box.internal"):
+        assert hsts_lines(files, local) == [], local
+    # Only in the HTTPS server: never on port 80 (RFC 6797 7.2).
+    site = files["sites/apiclub.com.conf"]
+    assert site.index("Strict-Transport-Security") < site.index("listen 80")
+
+
+def test_hsts_in_auto_waits_for_the_acme_terms_as_the_api_does(tmp_path: Path) -> None:
+    files = rendered(tmp_path, APICLUB_DOMAINS="apiclub.com")
+    assert hsts_lines(files, "apiclub.com") == []
+
+
+def test_hsts_on_off_and_max_age(tmp_path: Path) -> None:
+    on = rendered(
+        tmp_path / "on", APICLUB_DOMAINS="localhost", APICLUB_HSTS="on", APICLUB_HSTS_MAX_AGE="60"
+    )
+    assert hsts_lines(on, "localhost") == [
+        'add_header Strict-Transport-Security "max-age=60" always;'
+    ]
+    off = rendered(
+        tmp_path / "off",
+        APICLUB_DOMAINS="apiclub.com",
+        APICLUB_HSTS="off",
+        APICLUB_ACME_AGREE_TOS="1",
+    )
+    assert hsts_lines(off, "apiclub.com") == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("APICLUB_HSTS", "maybe", "APICLUB_HSTS='maybe' is not one of auto, on, off"),
+        ("APICLUB_HSTS_MAX_AGE", "1; }", "is not a number of seconds"),
+    ],
+)
+def test_bad_hsts_values_are_refused(tmp_path: Path, key: str, value: str, message: str) -> None:
+    result = render(tmp_path / "conf", APICLUB_DOMAINS="apiclub.com", **{key: value})
+    assert result.returncode == 1
+    assert message in result.stderr

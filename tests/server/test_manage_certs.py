@@ -17,6 +17,7 @@ pytestmark = pytest.mark.anyio
 
 NAMES = ("apiclub.test", "api.apiclub.test", "127.0.0.1")
 TOKEN = "q-6USriwRYxjRICaYpRevU-nJvrGQI8nxiG2RitF56Q"
+THUMB = "9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
 
 
 def proxy_settings(tmp_path: Path, *, manage: bool) -> Settings:
@@ -31,12 +32,12 @@ async def test_live_certificates_are_kept_for_each_name_and_challenges_answered(
     token_dir = settings.data_dir / "acme" / "challenges"
     async with serving(settings, redirect=False) as server, httpx.AsyncClient() as client:
         assert server.cert_manager is not None
-        server.cert_manager.challenges.add(TOKEN, f"{TOKEN}.thumbprint")
+        server.cert_manager.challenges.add(TOKEN, f"{TOKEN}.{THUMB}")
         base = f"http://127.0.0.1:{server.api_port}"
         known = await client.get(f"{base}/.well-known/acme-challenge/{TOKEN}")
         unknown = await client.get(f"{base}/.well-known/acme-challenge/nope")
         api = await client.get(f"{base}/", headers={"host": "api.apiclub.test"})
-    assert (known.status_code, known.text) == (200, f"{TOKEN}.thumbprint")
+    assert (known.status_code, known.text) == (200, f"{TOKEN}.{THUMB}")
     assert unknown.status_code == 404
     assert api.json() == {"status": "ok"}
     assert token_dir.is_dir()

@@ -70,6 +70,21 @@ async def test_garbage_forwarded_for_keeps_the_peer(value: bytes) -> None:
     assert await seen_by_app("10.0.0.5", headers) == (("10.0.0.5", 40000), "http")
 
 
+@pytest.mark.parametrize(
+    "header",
+    [b"x-forwarded-for", b"x-real-ip"],
+)
+async def test_an_ipv6_zone_with_text_is_not_taken_as_the_client(header: bytes) -> None:
+    # Issue 14: Python's ipaddress takes "fe80::1%<anything>" as an address.
+    forged = b'fe80::1%" injected "line'
+    assert await seen_by_app("10.0.0.5", [(header, forged)]) == (("10.0.0.5", 40000), "http")
+
+
+async def test_a_forwarded_address_is_stored_in_canonical_form() -> None:
+    headers = [(b"x-forwarded-for", b"2001:DB8:0:0::1")]
+    assert await seen_by_app("10.0.0.5", headers) == (("2001:db8::1", 0), "http")
+
+
 async def test_unknown_scheme_is_ignored() -> None:
     headers = [(b"x-forwarded-proto", b"gopher")]
     assert await seen_by_app("10.0.0.5", headers) == (("10.0.0.5", 40000), "http")

@@ -102,7 +102,7 @@ async def test_answers_lifespan() -> None:
 class Tokens:
     """A `ChallengeLookup` with one token in flight."""
 
-    def lookup(self, token: str) -> str | None:
+    def lookup(self, token: str, host: str | None) -> str | None:
         return f"{TOKEN}.thumbprint" if token == TOKEN else None
 
 

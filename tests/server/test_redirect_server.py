@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from apiclub.server import redirect_server
+from apiclub.server.limits import ConnectionCap, RequestDeadline
 from apiclub.server.redirect import RedirectApp
 from apiclub.server.sockets import bind_socket
 
@@ -30,11 +31,16 @@ class Listener:
 
 
 @contextlib.asynccontextmanager
-async def listening(grace: float = 5) -> AsyncIterator[Listener]:
+async def listening(
+    grace: float = 5,
+    deadline: RequestDeadline = redirect_server.DEFAULT_DEADLINE,
+    cap: ConnectionCap | None = None,
+) -> AsyncIterator[Listener]:
     sock = bind_socket("127.0.0.1", 0, option="test")
     stop = asyncio.Event()
     app = RedirectApp(HOSTS, 8443)
-    task = asyncio.create_task(redirect_server.serve_redirects(app, sock, stop, grace))
+    serving = redirect_server.serve_redirects(app, sock, stop, grace, cap, deadline)
+    task = asyncio.create_task(serving)
     await asyncio.sleep(0)
     try:
         yield Listener(sock.getsockname()[1], stop, task)
@@ -182,10 +188,9 @@ async def drip(writer: asyncio.StreamWriter, head: bytes, interval: float) -> No
 async def test_a_head_dripped_faster_than_the_read_timeout_is_still_cut(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Every read comes within READ_TIMEOUT of the last, but the head never ends: the head's own
-    # deadline (READ_TIMEOUT from its first byte, nginx's client_header_timeout) closes it.
-    monkeypatch.setattr(redirect_server, "READ_TIMEOUT", 0.5)
-    async with listening() as server:
+    # Every read comes within READ_TIMEOUT of the last, but the head never ends: the request's
+    # own deadline (from its first byte, nginx's client_header_timeout) closes it.
+    async with listening(deadline=RequestDeadline(0.5, 1024, 1.0)) as server:
         reader, writer = await server.connect()
         head = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Drip: " + b"a" * 200  # 20 s at 0.1 s
         dripping = asyncio.create_task(drip(writer, head, 0.1))
@@ -250,3 +255,36 @@ async def test_stop_cuts_what_remains_after_the_grace_period() -> None:
         await asyncio.wait_for(server.task, timeout=10)
         assert await closed(reader)
         writer.close()
+
+
+CHUNKED_HEAD = b"POST /t HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+async def test_a_trailer_past_the_head_limit_is_431_and_closed() -> None:
+    # Issue 14: a trailer field fed for ever (64 MiB took 7.5 s of CPU); here 1 MiB of it.
+    async with listening() as server:
+        reader, writer = await server.connect(CHUNKED_HEAD + b"3\r\nabc\r\n0\r\nX-Pad: ")
+        sent, answer = 0, b""
+        while sent < 1024 * 1024 and not answer:
+            writer.write(b"y" * 4096)
+            sent += 4096
+            await writer.drain()
+            # Stop sending once answered: bytes the server never reads would reset the answer.
+            with contextlib.suppress(TimeoutError):
+                answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.02)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 431 "), (sent, answer)
+    assert sent <= 24 * 1024  # cut within a slice of the 16 KiB limit
+    body = await reader.read()
+    assert b"trailers exceed 16384 bytes" in body
+
+
+async def test_trailers_within_the_limit_are_ignored_even_a_host() -> None:
+    async with listening() as server:
+        trailers = b"0\r\nHost: evil.example\r\nX-Pad: " + b"y" * 8000 + b"\r\n\r\n"
+        reader, writer = await server.connect(CHUNKED_HEAD + b"3\r\nabc\r\n" + trailers)
+        answer = await read_answer(reader)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 308 "), answer
+    assert b"location: https://localhost:8443/t\r\n" in answer
+    assert b"evil" not in answer

@@ -10,6 +10,7 @@ from litestar.types import Guard, LifespanHook
 
 from apiclub import __version__
 from apiclub.api.auth import create_token_auth
+from apiclub.api.docs import PinnedSwaggerRenderPlugin
 from apiclub.api.errors import create_exception_handlers
 from apiclub.api.ratelimit import create_rate_limit, create_rate_limit_handlers
 from apiclub.api.requests import ApiRequest
@@ -61,13 +62,18 @@ def create_app(settings: Settings) -> Litestar:
     guards: list[Guard] = []
     on_startup: list[LifespanHook] = [start_database]
     on_shutdown: list[LifespanHook] = [stop_database]
-    openapi_config = OpenAPIConfig(title="apiclub", version=__version__)
+    # One docs page, its CDN files pinned by hash (api/docs.py); the JSON document as before.
+    docs = [PinnedSwaggerRenderPlugin()]
+    openapi_config = OpenAPIConfig(title="apiclub", version=__version__, render_plugins=docs)
     if auth is not None:
         guards.append(auth.guard)
         on_startup.append(auth.start)
         on_shutdown.insert(0, auth.stop)
         openapi_config = OpenAPIConfig(
-            title="apiclub", version=__version__, components=auth.components()
+            title="apiclub",
+            version=__version__,
+            components=auth.components(),
+            render_plugins=docs,
         )
 
     app = _Api(

@@ -1,9 +1,10 @@
 """Exception handlers: every error answers JSON `{"status_code", "detail", "extra"}`.
 
 - `HTTPException` (validation, 404, 405, 413 ...): its status and detail; 5xx details hidden.
-- SQLite busy beyond the timeout, read-only, full or unreachable, or the database file
-  deleted or replaced under the server: 503 with `Retry-After`, since waiting or an operator
-  can fix it (RFC 9110 15.6.4); never an answer from the wrong file.
+- SQLite busy beyond the timeout, a read stopped at its deadline (`db.deadline`), read-only,
+  full or unreachable, or the database file deleted or replaced under the server: 503 with
+  `Retry-After`, since waiting or an operator can fix it (RFC 9110 15.6.4); never an answer
+  from the wrong file.
 - PostgreSQL down, restarting, unreachable, out of connections or past the command timeout
   (`apiclub.db.unavailable_reason`): the same 503; the pool reconnects once it is back.
 - Anything else: 500 `Internal Server Error`, logged with its traceback, never sent.
@@ -31,6 +32,11 @@ from apiclub.observe import emit
 logger = logging.getLogger(__name__)
 
 SECONDS = 1
+CLIENT_GONE = "client disconnected prematurely"
+"""Litestar 2's text (an InternalServerException) when the body ends in a disconnect."""
+CLIENT_CLOSED_REQUEST = 499
+"""nginx's status for "the client closed the connection before the answer": never sent (there
+is nobody to read it), it marks the access-log line, which is written at DEBUG."""
 RETRY_AFTER = 5 * SECONDS
 """What 503 answers tell clients to wait before retrying."""
 
@@ -43,6 +49,8 @@ _UNAVAILABLE = {
     sqlite3.SQLITE_IOERR: "the database cannot be read or written",
     sqlite3.SQLITE_FULL: "the database disk is full",
     sqlite3.SQLITE_CANTOPEN: "the database file cannot be opened",
+    # `db.deadline`: a read ran past its time limit and was stopped, freeing its reader.
+    sqlite3.SQLITE_INTERRUPT: "the query took too long and was stopped",
 }
 
 
@@ -51,6 +59,11 @@ def create_exception_handlers(max_body_size: int) -> ExceptionHandlersMap:
 
     def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         status = exc.status_code
+        if exc.detail == CLIENT_GONE:
+            # The body stopped arriving: the client left, or the server cut a slow request at
+            # its deadline. No bug, and nobody reads the answer: no traceback.
+            logger.debug("%s %s: %s", request.method, request.url.path, exc.detail)
+            return _json_error(CLIENT_CLOSED_REQUEST, "request body incomplete", None, None)
         if status >= HTTP_500_INTERNAL_SERVER_ERROR:
             return handle_internal(request, exc)
         detail, extra = exc.detail, explain_all(exc.extra)

@@ -1,4 +1,5 @@
-"""A Request whose JSON decoding turns every malformed body into a 400 that says why.
+"""A Request whose JSON decoding turns every malformed body into a 400 that says why, and
+every body that is not `application/json` into a 415.
 
 Litestar 2 answers 500 when msgspec raises something other than `DecodeError`: invalid UTF-8
 inside a JSON string (`UnicodeDecodeError`) and very deep nesting (`RecursionError`). Both are
@@ -13,14 +14,34 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.exceptions import ClientException, SerializationException
+from litestar.exceptions import ClientException, HTTPException, SerializationException
+from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
+
+JSON_MEDIA_TYPE = "application/json"
 
 
 class ApiRequest(Request[Any, Any, State]):
     """The request class of the API app (see the module docstring)."""
 
     async def json(self) -> Any:
-        """The body decoded as JSON; 400 with the reason when it is not valid JSON."""
+        """The body decoded as JSON; 400 with the reason when it is not valid JSON, 415 when
+        a body is sent as anything but `application/json`.
+
+        Litestar would decode a `text/plain` body as JSON too, and a web page may POST
+        `text/plain` to any origin without a CORS preflight (a "simple request"): any site a
+        developer visits could then create tasks on their local server. An `application/json`
+        body from another origin needs a preflight, which this API never grants.
+        """
+        media_type, _ = self.content_type
+        if await self.body() and media_type.lower() != JSON_MEDIA_TYPE:
+            raise HTTPException(
+                status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                detail=(
+                    f"Content-Type {media_type or '(none)'!r} is not accepted: send the body "
+                    f"as JSON with Content-Type: {JSON_MEDIA_TYPE}"
+                ),
+                extra={"expected": JSON_MEDIA_TYPE},
+            )
         try:
             return await super().json()
         except SerializationException as exc:

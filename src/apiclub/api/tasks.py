@@ -10,6 +10,7 @@ from litestar.params import JSONBody, Parameter
 
 from apiclub.api.schemas import MAX_PAGE, MAX_PAGE_SIZE, TaskIn, TaskOut, TaskPage
 from apiclub.db import tasks
+from apiclub.db.tables import NAME_MAX_LENGTH
 
 MAX_TASK_ID = 2**63 - 1
 """SQLite's largest integer: a larger id cannot exist, and would fail inside SQLite."""
@@ -50,11 +51,12 @@ class TaskController(Controller):
         name: Annotated[
             str | None,
             Parameter(
+                max_length=NAME_MAX_LENGTH,
                 description=(
                     "Only tasks whose name contains this text (ASCII letters in any case; "
                     "`%` and `_` match themselves). 3 characters or more use an index; 1 or 2 "
                     "characters scan every task."
-                )
+                ),
             ),
         ] = None,
         after_id: AfterId = None,

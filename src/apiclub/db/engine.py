@@ -21,6 +21,7 @@ connection then sets `wal_autocheckpoint=0` (`create_engine(..., autocheckpoint=
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -88,11 +89,18 @@ def create_engine(
         StorageError: the directory or file cannot be created, opened or written.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private_dirs(path.parent)
     except OSError as exc:
         raise StorageError(
             f"cannot create the database directory {path.parent}: {exc.strerror or exc}; "
             "make it a writable directory or set DB_FILE_PATH / APICLUB_DATA_DIR elsewhere"
+        ) from None
+    try:
+        _make_private_files(path)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create the database file {path}: {exc.strerror or exc}; "
+            "make its directory writable or set DB_FILE_PATH elsewhere"
         ) from None
     try:
         _prepare_file(path, busy_timeout)
@@ -105,6 +113,35 @@ def create_engine(
     # These keyword arguments go to sqlite3.connect for each new connection.
     factory = _guarded_factory(guard, autocheckpoint)
     return SQLiteDatabase(guard, timeout=busy_timeout, factory=factory)
+
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create `directory` and its missing parents 0700 whatever the umask (they hold the
+    tasks; the umask can only take bits away from 0700)."""
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for created in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            created.mkdir(mode=PRIVATE_DIR_MODE)
+
+
+def _make_private_files(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (it would use 0644 under umask 022,
+    and gives its -wal and -shm files the main file's mode), and take group and other
+    access away from files of ours left more open by older versions."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            info = file.stat()
+            if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+                file.chmod(PRIVATE_FILE_MODE)
 
 
 def _prepare_file(path: Path, busy_timeout: float) -> None:

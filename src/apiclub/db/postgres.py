@@ -59,7 +59,8 @@ MAX_RETRY_DELAY = 5 * SECONDS
 # an operator fixes them (PostgreSQL error classes, https://www.postgresql.org/docs/current/errcodes-appendix.html).
 _UNAVAILABLE: tuple[tuple[type[BaseException], str], ...] = (
     (pg.PostgresConnectionError, "the database connection failed"),  # class 08
-    (pg.QueryCanceledError, "the database query was cancelled"),  # 57014
+    # 57014, also `READ_DEADLINE`'s statement_timeout
+    (pg.QueryCanceledError, "the query took too long and was stopped"),
     (pg.OperatorInterventionError, "the database is shutting down or starting up"),  # class 57
     (pg.InsufficientResourcesError, "the database is out of connections, memory or disk"),
     (pg.InvalidAuthorizationSpecificationError, "the database refused apiclub's credentials"),
@@ -88,6 +89,12 @@ def unavailable_reason(exc: BaseException) -> str | None:
     return next((reason for kind, reason in _UNAVAILABLE if isinstance(exc, kind)), None)
 
 
+READ_DEADLINE = 2 * SECONDS
+"""How long one statement of an unbounded read (a filtered list) may run: the server stops it
+(`statement_timeout`), so a pathological read never holds a pool connection for seconds."""
+DEADLINE_SQL = "SET LOCAL statement_timeout = {}"
+"""In milliseconds; LOCAL ends with the read's transaction, so migrations keep no limit."""
+
 SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 """PostgreSQL: one snapshot for the whole list read. Under its default READ COMMITTED each
 statement takes its own snapshot, so a task committed between the page and the count would make
@@ -103,10 +110,17 @@ class Postgres(PostgresEngine):
     closes it. Without a pool (Piccolo's own CLI) each query opens a connection of its own.
     """
 
-    __slots__ = ("label", "url")
+    __slots__ = ("label", "read_deadline", "url")
 
-    def __init__(self, url: str, *, command_timeout: float = COMMAND_TIMEOUT) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        command_timeout: float = COMMAND_TIMEOUT,
+        read_deadline: float = READ_DEADLINE,
+    ) -> None:
         self.url = url
+        self.read_deadline = read_deadline
         self.label = redact_url(url)
         config = {
             "dsn": url,
@@ -205,12 +219,16 @@ class Postgres(PostgresEngine):
 
         Several queries share one REPEATABLE READ, READ ONLY transaction (`SNAPSHOT_SQL`); one
         query reads one snapshot by itself. `bounded` matters to SQLite only: every read here
-        goes through the pool alike.
+        goes through the pool alike, and an unbounded one runs under `READ_DEADLINE`.
         """
-        if len(queries) == 1:
+        if len(queries) == 1 and bounded:
             return [await queries[0]]
         async with self.transaction():
             await self.run_querystring(QueryString(SNAPSHOT_SQL))
+            if not bounded:
+                # SET takes no parameters: the integer is formatted in.
+                milliseconds = max(1, int(self.read_deadline * 1000))
+                await self.run_querystring(QueryString(DEADLINE_SQL.format(milliseconds)))
             rows: list[list[dict[str, Any]]] = [await query for query in queries]
         return rows
 

@@ -25,6 +25,7 @@ from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionTy
 from piccolo.query.base import Query
 from piccolo.querystring import QueryString
 
+from apiclub.db.deadline import READ_DEADLINE, read_deadline
 from apiclub.db.group_commit import GroupCommitWriter
 from apiclub.db.guard import DatabaseGuard
 from apiclub.db.sqlite_threads import Connect, ConnectionPool, ConnectionThread, Row, fetch
@@ -40,11 +41,19 @@ CLOSE_WAIT_MARGIN = 5.0
 class SQLiteDatabase(SQLiteEngine):
     """Piccolo's engine for the file `guard` watches, on pooled connections (module docstring)."""
 
-    __slots__ = ("__weakref__", "_in_place", "guard", "readers", "writer")
+    __slots__ = ("__weakref__", "_in_place", "guard", "read_deadline", "readers", "writer")
 
-    def __init__(self, guard: DatabaseGuard, **connection_kwargs: Any) -> None:
+    def __init__(
+        self,
+        guard: DatabaseGuard,
+        *,
+        read_deadline: float = READ_DEADLINE,
+        **connection_kwargs: Any,
+    ) -> None:
         super().__init__(path=str(guard.path), **connection_kwargs)
         self.guard = guard
+        self.read_deadline = read_deadline
+        """Seconds a `read_snapshot` on a reader thread may run before SQLite interrupts it."""
         # The threads must not hold the engine (it would never be collected): they get a
         # function of the connection settings alone.
         connect = partial(_open_connection, dict(self.connection_kwargs))
@@ -135,7 +144,8 @@ class SQLiteDatabase(SQLiteEngine):
         self, connection: sqlite3.Connection, statements: list[tuple[str, list[Any]]]
     ) -> list[list[Row]]:
         self.guard.check()
-        return _read_together(connection, statements)
+        with read_deadline(connection, self.read_deadline):
+            return _read_together(connection, statements)
 
     def _checked_fetch(
         self, connection: sqlite3.Connection, sql: str, args: list[Any]

@@ -20,14 +20,22 @@ from hypercorn.logging import Logger
 
 from apiclub.server.redirect import percent_escape
 
+CLIENT_CLOSED_REQUEST = 499
+"""The status `api.errors` gives an answer to a client already gone (nginx's 499)."""
+
 
 class AccessLogger(Logger):
     """A Hypercorn `Logger` (config.logger_class) that logs the same lines, cheaper."""
 
     async def access(self, request: Any, response: Any, request_time: float) -> None:
-        if self.access_logger is not None and self.access_logger.isEnabledFor(logging.INFO):
-            self.access_logger.info(
-                self.access_log_format, self.atoms(request, response, request_time)
+        # No response, or 499 (api.errors): the connection closed before the answer (the client
+        # left, or a slow request was cut at its deadline or for room). At DEBUG: a slow-drip
+        # flood would otherwise write a line per connection cut.
+        unanswered = response is None or response.get("status") == CLIENT_CLOSED_REQUEST
+        level = logging.DEBUG if unanswered else logging.INFO
+        if self.access_logger is not None and self.access_logger.isEnabledFor(level):
+            self.access_logger.log(
+                level, self.access_log_format, self.atoms(request, response, request_time)
             )
 
     def atoms(self, request: Any, response: Any, request_time: float) -> Mapping[str, str]:

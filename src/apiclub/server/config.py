@@ -16,8 +16,11 @@ from hypercorn.config import Config, Sockets
 
 from apiclub.server.access_log import AccessLogger
 from apiclub.server.h11_coalesce import coalesce_h11_head_and_body
+from apiclub.server.head_limit import limit_h2_header_list, limit_h11_head
 from apiclub.server.hypercorn_fixes import apply_hypercorn_fixes
 from apiclub.server.json_access_log import JsonAccessLogger
+from apiclub.server.limits import ConnectionCap, RequestDeadline, connection_cap
+from apiclub.server.request_deadline import DEADLINE_ATTRIBUTE, enforce_request_deadline
 from apiclub.server.sockets import BACKLOG
 from apiclub.server.tls_buffers import shrink_tls_read_buffers
 from apiclub.settings import ProxyNetwork, Settings
@@ -63,6 +66,8 @@ class ListenerConfig(Config):
         super().__init__()
         self._socket = sock
         self._ssl_context = ssl_context
+        self.connection_cap: ConnectionCap | None = None
+        """Counts and caps this process's connections (`limits`); none when unset."""
         self._trusted_proxies = trusted_proxies
 
     def drains_at_stop(self, host: str) -> bool:
@@ -82,9 +87,12 @@ class ListenerConfig(Config):
         return self._ssl_context
 
     def create_sockets(self) -> Sockets:
+        sock = self._socket
+        if self.connection_cap is not None:
+            sock = self.connection_cap.listener(sock)
         if self._ssl_context is not None:
-            return Sockets([self._socket], [], [])
-        return Sockets([], [self._socket], [])
+            return Sockets([sock], [], [])
+        return Sockets([], [sock], [])
 
 
 def create_listener_config(
@@ -106,11 +114,17 @@ def create_listener_config(
     config.startup_timeout = STARTUP_TIMEOUT
     config.h11_max_incomplete_size = MAX_REQUEST_HEAD
     config.h2_max_concurrent_streams = H2_MAX_STREAMS
+    config.h2_max_header_list_size = MAX_REQUEST_HEAD  # h2 enforces it (hpack)
     config.keep_alive_max_requests = MAX_REQUESTS_PER_CONNECTION
+    config.connection_cap = connection_cap(settings)
+    setattr(config, DEADLINE_ATTRIBUTE, RequestDeadline.from_settings(settings))
     # Hypercorn enforces the stream limit only between reads (h2_limits.py), and loses or
     # crashes on requests at a stop (hypercorn_fixes.py): all its patches, in their order,
     # before the performance ones that wrap the same methods.
     apply_hypercorn_fixes()
+    enforce_request_deadline()  # wraps the read loop the fixes made tolerant
+    limit_h11_head(MAX_REQUEST_HEAD)  # h11 checks its own limit on incomplete heads only
+    limit_h2_header_list()
     shrink_tls_read_buffers()
     coalesce_h11_head_and_body()
     return config

@@ -29,6 +29,7 @@ from apiclub.server.hypercorn_fixes import (
     cancel_connections,
 )
 from apiclub.server.lifespan import LifespanWatch
+from apiclub.server.limits import RequestDeadline, connection_cap
 from apiclub.server.metrics_middleware import observe_requests
 from apiclub.server.proxy import ProxyHeadersMiddleware
 from apiclub.server.redirect import ChallengeMiddleware, RedirectApp
@@ -263,7 +264,11 @@ class Server:
             # A small httptools server, not Hypercorn: a 301 needs no ASGI stack (6x faster
             # here); it cuts its own connections after the grace period.
             grace = self.settings.grace_period
-            serving = serve_redirects(redirect, self._redirect_socket, stop, grace)
+            cap, deadline = (
+                connection_cap(self.settings),
+                RequestDeadline.from_settings(self.settings),
+            )
+            serving = serve_redirects(redirect, self._redirect_socket, stop, grace, cap, deadline)
             tasks.append(asyncio.create_task(serving, name="redirect"))
         if self.cert_manager is not None:
             tasks.append(asyncio.create_task(self.cert_manager.maintain(stop), name="renewal"))

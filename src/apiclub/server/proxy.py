@@ -37,11 +37,10 @@ class ProxyHeadersMiddleware:
 
     def is_trusted(self, host: str) -> bool:
         """Whether `host` (an IP address as text) lies in a trusted network."""
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
+        address = _bare_ip(host)
+        if address is None:
             return False
-        return any(address in network for network in self.trusted)
+        return any(ipaddress.ip_address(address) in network for network in self.trusted)
 
     def _apply(self, scope: Scope) -> None:
         headers = _header_values(scope)
@@ -55,8 +54,8 @@ class ProxyHeadersMiddleware:
             host = untrusted[-1] if untrusted else (chain[0] if chain else None)
         else:
             host = (headers.get(b"x-real-ip") or "").strip() or None
-        if host is not None and _is_ip(host):
-            scope["client"] = (host, 0)
+        if host is not None and (address := _bare_ip(host)) is not None:
+            scope["client"] = (address, 0)
 
 
 def _header_values(scope: Scope) -> dict[bytes, str]:
@@ -69,9 +68,13 @@ def _header_values(scope: Scope) -> dict[bytes, str]:
     return {name: ",".join(parts) for name, parts in values.items()}
 
 
-def _is_ip(text: str) -> bool:
+def _bare_ip(text: str) -> str | None:
+    """`text` as a canonical IP address, or None. Python accepts an IPv6 zone (`fe80::1%eth0`,
+    RFC 4007) with any text after the `%`: a proxy's header could then hand the access log and
+    the rate limit an address carrying arbitrary text, so a zone is refused."""
+    if "%" in text:
+        return None
     try:
-        ipaddress.ip_address(text)
+        return str(ipaddress.ip_address(text))
     except ValueError:
-        return False
-    return True
+        return None

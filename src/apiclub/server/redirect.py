@@ -89,7 +89,7 @@ class RedirectApp:
             token = token_from_path(path)
             if token is not None:
                 emit("redirect.answer", kind="challenge")
-                return self.answer_token(token, method, peer)
+                return self.answer_token(token, method, peer, host)
         if host is None or host not in self.allowed_hosts:
             emit("redirect.answer", kind="refused")
             detail = f"this server does not serve host {host or '(none)'!r}"
@@ -103,13 +103,18 @@ class RedirectApp:
 
     async def answer_challenge(self, token: str, scope: Scope, send: Send) -> None:
         """200 with the key authorization of a token in flight, 404 for any other."""
-        answer = self.answer_token(token, scope["method"], _peer(scope))
+        answer = self.answer_token(token, scope["method"], _peer(scope), request_host(scope))
         await send_response(send, answer.status, answer.body, answer.headers)
 
-    def answer_token(self, token: str, method: str, peer: str) -> Answer:
-        """200 with the key authorization of a token in flight, 404 for any other."""
+    def answer_token(self, token: str, method: str, peer: str, host: str | None) -> Answer:
+        """200 with the key authorization of a token in flight for `host`, 404 for any other;
+        405 to methods other than GET and HEAD (RFC 8555 8.3: the CA sends a GET)."""
         assert self.challenges is not None  # noqa: S101
-        key_authorization = self.challenges.lookup(token)
+        if method not in SAFE_METHODS:
+            body = b"ACME challenges answer GET and HEAD only\n"
+            headers = [(b"allow", b"GET, HEAD"), (b"content-type", b"text/plain")]
+            return Answer(405, headers, body)
+        key_authorization = self.challenges.lookup(token, host)
         if key_authorization is None:
             logger.info("unknown ACME challenge token %r from %s", token[:64], peer)
             body, status = b"unknown ACME challenge token\n", 404

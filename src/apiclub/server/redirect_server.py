@@ -4,9 +4,10 @@ Why not Hypercorn: a 301 needs one parse and one write, but Hypercorn + h11 + an
 cost about a millisecond of Python per request, 0.03x of nginx's `return 301`
 (docs/performance.md). httptools wraps llhttp, Node.js's HTTP/1.1 parser in C, as uvicorn
 does. The limits are the API listener's (config.py): request head, read and keep-alive
-timeouts, requests per connection. A request head must be complete within READ_TIMEOUT of its
-first byte, as nginx's `client_header_timeout`: a timeout restarted by every read would let a
-head dripped a byte at a time hold a connection for days. A request body (a POST sent to
+timeouts, requests per connection, and the whole-request deadline of `limits`: head and body
+must arrive within the request timeout of its first byte (extended by its minimum rate, up to
+its maximum time), as nginx's `client_header_timeout`: a timeout restarted by every read would
+let a request dripped a byte at a time hold a connection for days. A request body (a POST sent to
 port 80) is read and dropped, as nginx's `return` does, up to MAX_DISCARDED_BODY.
 """
 
@@ -35,21 +36,35 @@ from apiclub.server.config import (
     READ_TIMEOUT,
 )
 from apiclub.server.hosts import parse_host
+from apiclub.server.limits import ConnectionCap, RequestDeadline
 from apiclub.server.redirect import Answer, RedirectApp, percent_escape
 from apiclub.server.sockets import BACKLOG
 
 logger = logging.getLogger("apiclub.redirect")
 access_logger = logging.getLogger("apiclub.access")
 
+DEFAULT_DEADLINE = RequestDeadline(timeout=READ_TIMEOUT, min_rate=1024, max_time=4 * READ_TIMEOUT)
+"""The whole-request deadline when `serve_redirects` is given none (Settings' defaults)."""
 MAX_DISCARDED_BODY = 1024 * KIB
 """A request body (a POST sent to port 80) is dropped; past this the connection is closed."""
+FEED_SLICE = 4 * KIB
+"""Bytes handed to the parser at once. httptools joins a header field's pieces by copying, so
+a field fed whole costs time quadratic in its size; in slices, the limits below are checked
+between them and a field is cut within a slice of MAX_REQUEST_HEAD."""
 
 
 class RedirectProtocol(asyncio.Protocol):
     """One HTTP/1.x connection to the redirect port."""
 
-    def __init__(self, app: RedirectApp, connections: set[RedirectProtocol]) -> None:
+    def __init__(
+        self,
+        app: RedirectApp,
+        connections: set[RedirectProtocol],
+        deadline: RequestDeadline = DEFAULT_DEADLINE,
+        cap: ConnectionCap | None = None,
+    ) -> None:
         self.app = app
+        self.clock = deadline.clock(cap, self._cut)
         self.connections = connections
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
@@ -61,7 +76,6 @@ class RedirectProtocol(asyncio.Protocol):
         self.in_request = False
         self.reading_head = True
         self.last_read = 0.0
-        self.head_started: float | None = None
         self.head_bytes = 0
         self.body_bytes = 0
         self.url = b""
@@ -69,6 +83,8 @@ class RedirectProtocol(asyncio.Protocol):
         self.host: bytes | None = None
         self.hosts_seen = 0
         self.user_agent = ""
+        self.framing_bytes = 0
+        self.messages = 0
         self.timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol
@@ -85,6 +101,7 @@ class RedirectProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
+        self.clock.stop()
         self.closing = True
         if self.timer is not None:
             self.timer.cancel()
@@ -93,10 +110,20 @@ class RedirectProtocol(asyncio.Protocol):
         if self.closing:
             return
         self.last_read = self.loop.time()
+        for start in range(0, len(data), FEED_SLICE):
+            if not self._feed(data[start : start + FEED_SLICE]):
+                return
+
+    def _feed(self, data: bytes) -> bool:
+        """Parse one slice of what was read; False once the connection is being closed."""
+        if self.closing:
+            return False
         if self.reading_head:
             self.head_bytes += len(data)
-            if self.head_started is None:
-                self._start_head()
+        self._count(len(data))
+        # After the head, what is not body is chunk framing or trailers (RFC 9112 7.1.2).
+        after_head = self.in_request and not self.reading_head
+        message, body_before = self.messages, self.body_bytes
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -104,10 +131,22 @@ class RedirectProtocol(asyncio.Protocol):
             self._close()
         except httptools.HttpParserError as exc:
             self._refuse(400, f"malformed HTTP/1.1 request: {exc}")
-            return
+            return False
+        if after_head and self.in_request and message == self.messages:
+            self.framing_bytes += len(data) - (self.body_bytes - body_before)
         # httptools buffers an unfinished header itself: bound what a client may make it hold.
         if self.reading_head and self.head_bytes > MAX_REQUEST_HEAD:
             self._refuse(431, f"request line and headers exceed {MAX_REQUEST_HEAD} bytes")
+        elif self.in_request and self._over_head_limit():
+            self._refuse(431, self._trailers_too_large)
+        return not self.closing
+
+    _trailers_too_large = (
+        f"request line, headers, chunk framing and trailers exceed {MAX_REQUEST_HEAD} bytes"
+    )
+
+    def _over_head_limit(self) -> bool:
+        return self.head_size + self.framing_bytes > MAX_REQUEST_HEAD
 
     def pause_writing(self) -> None:
         # A client that pipelines requests but reads no answers: stop reading until it does.
@@ -121,8 +160,8 @@ class RedirectProtocol(asyncio.Protocol):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
-        if self.head_started is None:  # a pipelined request, begun in the data just read
-            self._start_head()
+        if not self.clock.running:  # a pipelined request, begun in the data just read
+            self._count(0)
         self.in_request = True
         self.url = b""
         self.head_size = 0
@@ -130,12 +169,16 @@ class RedirectProtocol(asyncio.Protocol):
         self.hosts_seen = 0
         self.body_bytes = 0
         self.user_agent = ""
+        self.framing_bytes = 0
+        self.messages += 1
 
     def on_url(self, url: bytes) -> None:
         self.url += url
         self.head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.reading_head:
+            return  # a trailer field: counted in `framing_bytes`, never used (nor its Host)
         self.head_size += len(name) + len(value) + 4
         if name.lower() == b"host":
             self.hosts_seen += 1
@@ -145,7 +188,6 @@ class RedirectProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.reading_head = False
-        self.head_started = None
         self.head_bytes = 0
         if self.closing:
             return
@@ -165,6 +207,7 @@ class RedirectProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         # Answered once the body is read and dropped, so a malformed body gets its 400.
         self.in_request = False
+        self.clock.stop()
         self.reading_head = True
         if self.closing:
             return
@@ -248,15 +291,23 @@ class RedirectProtocol(asyncio.Protocol):
         self._write(Answer(status, [(b"content-type", b"application/json")], body), close=True)
         self._close()
 
+    def _cut(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
     def _close(self) -> None:
         self.closing = True
         if self.transport is not None:
             self.transport.close()
 
-    def _start_head(self) -> None:
-        """Start the head's clock; wake up by its deadline if the timer is set for later."""
-        self.head_started = self.loop.time()
-        deadline = self.head_started + READ_TIMEOUT
+    def _count(self, size: int) -> None:
+        """Count bytes of a request; at its first, wake up by its deadline if set for later."""
+        started = self.clock.running
+        self.clock.received(size, self.loop.time())
+        deadline = self.clock.deadline()
+        if started or deadline is None:
+            return  # the deadline only moves later as bytes arrive
         if self.timer is not None and self.timer.when() > deadline:
             self.timer.cancel()
             self.timer = self.loop.call_at(deadline, self._check_idle)
@@ -265,8 +316,8 @@ class RedirectProtocol(asyncio.Protocol):
         """Close a connection idle past its timeout, or whose head is not complete in time."""
         timeout = READ_TIMEOUT if self.in_request else KEEP_ALIVE_TIMEOUT
         deadline = self.last_read + timeout
-        if self.head_started is not None:
-            deadline = min(deadline, self.head_started + READ_TIMEOUT)
+        if (request_deadline := self.clock.deadline()) is not None:
+            deadline = min(deadline, request_deadline)
         if self.loop.time() >= deadline:
             self._close()
         elif not self.closing:
@@ -291,17 +342,26 @@ def _format_date(second: int) -> bytes:
 
 
 async def serve_redirects(
-    app: RedirectApp, sock: socket.socket, stop: asyncio.Event, grace_period: float
+    app: RedirectApp,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    grace_period: float,
+    cap: ConnectionCap | None = None,
+    deadline: RequestDeadline = DEFAULT_DEADLINE,
 ) -> None:
     """Answer port-80 requests on the bound, listening `sock` until `stop` is set.
+
+    `cap`: the process's connection cap (shared with the API listener); none without it.
+    `deadline`: how long a request may take to arrive.
 
     On stop: no new connections, idle ones closed, one being read gets its answer, and
     whatever remains after `grace_period` seconds is cut.
     """
     loop = asyncio.get_running_loop()
     connections: set[RedirectProtocol] = set()
+    listener = sock if cap is None else cap.listener(sock)
     server = await loop.create_server(
-        lambda: RedirectProtocol(app, connections), sock=sock, backlog=BACKLOG
+        lambda: RedirectProtocol(app, connections, deadline, cap), sock=listener, backlog=BACKLOG
     )
     try:
         await stop.wait()
@@ -309,8 +369,8 @@ async def serve_redirects(
         server.close()
         for connection in list(connections):
             connection.shut_down()
-        deadline = loop.time() + grace_period
-        while connections and loop.time() < deadline:
+        cut_at = loop.time() + grace_period
+        while connections and loop.time() < cut_at:
             await asyncio.sleep(0.05)
         for connection in list(connections):
             if connection.transport is not None:

@@ -248,7 +248,7 @@ class AcmeClient:
                 challenge = _http01(authz, name)
                 response, validation = challenge.response_and_validation(net.key)
                 token = challenge.chall.encode("token")
-                answers.add(token, validation)
+                answers.add(token, validation, name)
                 tokens.append(token)
                 what = f"answering the HTTP-01 challenge for {name}"
                 call(net, what, lambda c=challenge, r=response: self._acme.answer_challenge(c, r))

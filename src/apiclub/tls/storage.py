@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -43,6 +44,11 @@ class Storage(Protocol):
 
     def read(self, key: str) -> bytes:
         """Return the stored bytes of `key`."""
+        ...
+
+    def read_owned(self, key: str, limit: int) -> bytes:
+        """Like `read`, for a regular file of at most `limit` bytes owned by this user and
+        reached through no symbolic link; anything else raises `KeyNotStoredError`."""
         ...
 
     def write(self, key: str, data: bytes, *, private: bool = False) -> None:
@@ -96,6 +102,39 @@ class FileStorage:
                 f"reading {path}: {exc.strerror or exc}; "
                 "fix its permissions or run apiclub as the user that owns the data directory"
             ) from exc
+
+    def read_owned(self, key: str, limit: int) -> bytes:
+        """The bytes of `key` if it is a regular file of at most `limit` bytes owned by us,
+        reached without following any symbolic link below the root.
+
+        For files other processes may plant (ACME challenge tokens, served to anyone on port
+        80): a link there to `ca/root-key.pem`, or a FIFO, must never be read.
+
+        Raises:
+            KeyNotStoredError: nothing is stored under `key`, or it is not such a file.
+        """
+        parts = self.path(key).relative_to(self.root).parts
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        opened: list[int] = []
+        try:
+            directory = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            opened.append(directory)
+            for part in parts[:-1]:
+                directory = os.open(part, flags | os.O_DIRECTORY, dir_fd=directory)
+                opened.append(directory)
+            fd = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=directory)
+            opened.append(fd)
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                raise KeyNotStoredError(f"{key} is not a regular file owned by this user")
+            if info.st_size > limit:
+                raise KeyNotStoredError(f"{key} is larger than {limit} bytes")
+            return os.read(fd, limit + 1)[:limit]
+        except OSError as exc:  # missing, a link (ELOOP), a link as a directory (ENOTDIR)
+            raise KeyNotStoredError(f"{key}: {exc.strerror or exc}") from None
+        finally:
+            for fd in opened:
+                os.close(fd)
 
     def write(self, key: str, data: bytes, *, private: bool = False) -> None:
         """Write via a temporary file in the same directory, fsync, then rename over `key`.
