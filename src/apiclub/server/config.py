@@ -68,6 +68,8 @@ class ListenerConfig(Config):
         self._ssl_context = ssl_context
         self.connection_cap: ConnectionCap | None = None
         """Counts and caps this process's connections (`limits`); none when unset."""
+        self.served_socket: socket.socket = sock
+        """What Hypercorn accepts on: `sock`, or the cap's listener (a duplicate descriptor)."""
         self._trusted_proxies = trusted_proxies
 
     def drains_at_stop(self, host: str) -> bool:
@@ -90,6 +92,7 @@ class ListenerConfig(Config):
         sock = self._socket
         if self.connection_cap is not None:
             sock = self.connection_cap.listener(sock)
+        self.served_socket = sock
         if self._ssl_context is not None:
             return Sockets([sock], [], [])
         return Sockets([], [sock], [])

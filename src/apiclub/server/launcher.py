@@ -211,9 +211,11 @@ class Server:
         stop only waits for connections past it; so accepting stops first (the reader comes
         off the loop; Hypercorn's `Server.close()` removes it again, harmlessly).
         """
-        if self._api_socket is None or self._api_socket.fileno() < 0:
+        # The socket Hypercorn accepts on: with the connection cap, a duplicate descriptor.
+        served = self._configs[0].served_socket if self._configs else self._api_socket
+        if served is None or served.fileno() < 0:
             return
-        asyncio.get_running_loop().remove_reader(self._api_socket.fileno())
+        asyncio.get_running_loop().remove_reader(served.fileno())
         await asyncio.sleep(HANDOVER_WAIT)
 
     def _metrics(self) -> Metrics | None:
