@@ -78,7 +78,10 @@ def test_direct_mode_runs_the_api_alone_on_443_and_80(tmp_path: Path) -> None:
     assert api["environment"]["APICLUB_DOMAINS"] == "apiclub.com,api.apiclub.com"
     assert api["environment"]["APICLUB_PUBLIC_HTTPS_PORT"] == "443"
     assert "APICLUB_TLS" not in api["environment"]  # the image's default: automatic HTTPS
-    assert api["ulimits"]["nofile"] == {"soft": 65536, "hard": 65536}
+    assert {k: int(v) for k, v in api["ulimits"]["nofile"].items()} == {
+        "soft": 65536,
+        "hard": 65536,
+    }
 
 
 def test_nginx_mode_publishes_nginx_only_and_hides_the_api(tmp_path: Path) -> None:
@@ -99,7 +102,10 @@ def test_nginx_mode_publishes_nginx_only_and_hides_the_api(tmp_path: Path) -> No
     )
     assert api["volumes"] == ["data:/data", "backups:/backups"]
     assert nginx["volumes"] == ["data:/data:ro"]
-    assert api["ulimits"]["nofile"] == {"soft": 65536, "hard": 65536}
+    assert {k: int(v) for k, v in api["ulimits"]["nofile"].items()} == {
+        "soft": 65536,
+        "hard": 65536,
+    }
     assert nginx["environment"]["NGINX_CERT_FILE"].startswith("/data/certs/")
     assert "api-behind-nginx" in nginx["depends_on"]
 
