@@ -50,6 +50,8 @@ BASE_PACKAGES = "python3,python3-venv,ca-certificates"
 CONTAINERS_CONF = REPO / "tests/deploy/containers.conf"
 OVERRIDE = REPO / "tests/deploy/compose.e2e.yaml"
 READY_TIMEOUT = 90.0
+TOKEN_PICKUP = 5.0
+"""Seconds a new token may take to reach the running server (it re-reads within one)."""
 STOP_TIMEOUT = 180.0
 """For `down`: PostgreSQL's stop grace period is 60 s, the API's 30 s (compose.yaml)."""
 PROFILES = ("--profile", "direct", "--profile", "nginx", "--profile", "scale")
@@ -369,12 +371,18 @@ def test_a_token_made_in_the_container_lets_writes_through(project: Project) -> 
     assert token.startswith("apiclub_"), made.stderr
     with project.client() as client:
         refused = project.post(client, DOMAINS[0], "without a token")
-        created = client.post(
-            project.url("/task/"),
-            json={"name": "with a token"},
-            headers={"host": DOMAINS[0], "authorization": f"Bearer {token}"},
-            extensions={"sni_hostname": DOMAINS[0]},
-        )
+        # The running server reads a changed token file within a second (tokens/live.py).
+        deadline = time.monotonic() + TOKEN_PICKUP
+        while True:
+            created = client.post(
+                project.url("/task/"),
+                json={"name": "with a token"},
+                headers={"host": DOMAINS[0], "authorization": f"Bearer {token}"},
+                extensions={"sni_hostname": DOMAINS[0]},
+            )
+            if created.status_code != 401 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     assert refused.status_code == 401, refused.text
     assert created.status_code == 201, created.text
     logs = project.compose("--profile", "direct", "logs", timeout=60)
