@@ -7,13 +7,16 @@ and no IP among them is a global one). The two differ on global IP addresses alo
 the internet can reach them, and a public CA certifies them only on a short-lived profile
 (`is_public_ip`, which the ACME side asks too). The module sits outside
 `tls/` so that `settings` can ask it without importing the TLS layer; it needs the standard
-library alone.
+library alone. `parse_host` is here for the same reason: the port-80 listener (`server/`) and
+the CLI's HTTP-01 answerer (`tls/`) normalise a Host header the same way.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
+MAX_NAME_LENGTH = 253
+"""Characters of a DNS name at most, dots included (RFC 1035 2.3.4's 255 octets on the wire)."""
 # Reserved for local or testing use, never delegated in the public DNS: RFC 6761 6.2-6.5
 # (test, localhost, invalid, example), RFC 6762 (local, mDNS), RFC 8375 (home.arpa), and
 # ICANN's 2024 reservation of "internal" for private networks.
@@ -65,3 +68,40 @@ def is_ip_address(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def parse_host(value: str) -> str | None:
+    """Return the host part of a Host header, normalised like configured names, or None if bad.
+
+    Handles `name`, `name:port`, `[v6]`, `[v6]:port`, upper case and a trailing dot.
+    """
+    value = value.strip()
+    if not value:
+        return None
+    if value.startswith("["):
+        end = value.find("]")
+        if end == -1 or (value[end + 1 :] and not _is_port_suffix(value[end + 1 :])):
+            return None
+        try:
+            return str(ipaddress.IPv6Address(value[1:end]))
+        except ValueError:
+            return None
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host = value
+    elif not port.isdigit():
+        return None
+    host = host.rstrip(".").lower()
+    if len(host) > MAX_NAME_LENGTH:
+        return None
+    try:
+        return str(ipaddress.IPv4Address(host))
+    except ValueError:
+        pass
+    if not host or any(not (ch.isalnum() or ch in "-.") for ch in host) or not host.isascii():
+        return None
+    return host
+
+
+def _is_port_suffix(text: str) -> bool:
+    return text.startswith(":") and text[1:].isdigit()

@@ -7,6 +7,7 @@ nginx serves the certificates the API's own CertManager wrote into the store.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import ssl
@@ -19,7 +20,8 @@ import pytest
 from cryptography import x509
 
 from apiclub.settings import AuthMode
-from apiclub.tls import CertManager
+from apiclub.tls import CertManager, FileStorage
+from apiclub.tls.challenges import ChallengeStore
 from apiclub.tokens import TokenStore
 from tests.deploy.conftest import behind_nginx, echo_app, serving_app
 from tests.deploy.helpers import (
@@ -204,6 +206,27 @@ async def test_acme_challenges_on_port_80_reach_the_api(
     assert response.headers["content-type"].startswith("application/json")
     access = [r.getMessage() for r in caplog.records if r.name == "apiclub.access"]
     assert any(path in line for line in access), access
+
+
+async def test_a_token_through_nginx_gets_the_one_responders_answer(
+    tmp_path: Path, certs: CertManager
+) -> None:
+    # The nginx mode of issue 13: nginx's port 80 forwards the path to the API, whose
+    # ChallengeMiddleware answers as the port-80 listener and the CLI do.
+    settings = dataclasses.replace(behind_nginx(tmp_path), manage_certs=True)
+    token, thumb = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0", "9" * 43
+    async with serving(settings, redirect=False) as api:
+        ChallengeStore(FileStorage(settings.data_dir)).add(token, f"{token}.{thumb}", DOMAINS[1])
+        with running_nginx(certs.settings.data_dir, api.api_port) as nginx:
+            url = via(nginx, "", f"/.well-known/acme-challenge/{token}", tls=False)[0]
+            async with httpx.AsyncClient() as client:
+                right = await client.get(url, headers={"host": DOMAINS[1]})
+                other_name = await client.get(url, headers={"host": DOMAINS[0]})
+                post = await client.post(url, headers={"host": DOMAINS[1]})
+    assert (right.status_code, right.text) == (200, f"{token}.{thumb}")
+    assert right.headers["cache-control"] == "no-store"
+    assert (other_name.status_code, other_name.text) == (404, "unknown ACME challenge token\n")
+    assert (post.status_code, post.headers["allow"]) == (405, "GET, HEAD")
 
 
 async def test_forwarded_client_and_scheme_reach_the_api_from_nginx_only(

@@ -7,45 +7,10 @@ redirect. Over HTTP/2 the ASGI scope carries the `:authority` pseudo-header inst
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 
+from apiclub.names import parse_host as parse_host  # re-exported: where callers look
 from apiclub.server.asgi import ASGIApp, Receive, Scope, Send, send_json
-
-
-def parse_host(value: str) -> str | None:
-    """Return the host part of a Host header, normalised like configured names, or None if bad.
-
-    Handles `name`, `name:port`, `[v6]`, `[v6]:port`, upper case and a trailing dot.
-    """
-    value = value.strip()
-    if not value:
-        return None
-    if value.startswith("["):
-        end = value.find("]")
-        if end == -1 or (value[end + 1 :] and not _is_port_suffix(value[end + 1 :])):
-            return None
-        try:
-            return str(ipaddress.IPv6Address(value[1:end]))
-        except ValueError:
-            return None
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        host = value
-    elif not port.isdigit():
-        return None
-    host = host.rstrip(".").lower()
-    try:
-        return str(ipaddress.IPv4Address(host))
-    except ValueError:
-        pass
-    if not host or any(not (ch.isalnum() or ch in "-.") for ch in host) or not host.isascii():
-        return None
-    return host
-
-
-def _is_port_suffix(text: str) -> bool:
-    return text.startswith(":") and text[1:].isdigit()
 
 
 def request_host(scope: Scope) -> str | None:

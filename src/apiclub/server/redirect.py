@@ -1,26 +1,24 @@
 """The port-80 app: answer ACME challenges, send browsers to HTTPS, for our own names only.
 
-`/.well-known/acme-challenge/<token>` comes first (RFC 8555 8.3): the key authorization of a
-token in flight, as text/plain, whatever the Host (the validating server names the host being
-validated); 404 for any other token. Everything else redirects: GET and HEAD get 301, other
-methods 308 so a POST is not turned into a GET (RFC 9110 15.4.2 and RFC 9110 15.4.9). Any
-other Host gets 421 with no Location: redirecting whatever Host a client names would make us
-an open redirect.
+`/.well-known/acme-challenge/<token>` comes first (RFC 8555 8.3), answered by the one HTTP-01
+responder, `tls.challenge_answer` (GET and HEAD only, the challenged name only, no-store), as
+the CLI's answerer and `ChallengeMiddleware` behind nginx answer it. Everything else
+redirects: GET and HEAD get 301, other methods 308 so a POST is not turned into a GET (RFC 9110
+15.4.2 and RFC 9110 15.4.9). Any other Host gets 421 with no Location: redirecting whatever
+Host a client names would make us an open redirect.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from apiclub.observe import emit
-from apiclub.server.asgi import ASGIApp, Receive, Scope, Send, send_response
+from apiclub.server.asgi import ASGIApp, Receive, Scope, Send
 from apiclub.server.hosts import request_host
+from apiclub.tls.challenge_answer import answer_challenge
 from apiclub.tls.challenges import ChallengeLookup, token_from_path
-
-logger = logging.getLogger("apiclub.redirect")
 
 HTTPS_DEFAULT_PORT = 443
 SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -70,7 +68,7 @@ class RedirectApp:
             request_host(scope),
             _peer(scope),
         )
-        await send_response(send, answer.status, answer.body, answer.headers)
+        await send_answer(send, answer, head=scope["method"] == "HEAD")
 
     def answer(
         self, method: str, path: str, raw_path: bytes, query: bytes, host: str | None, peer: str
@@ -82,14 +80,13 @@ class RedirectApp:
             path: the target's path, percent-decoded (where ACME tokens are looked up).
             raw_path: the target before `?`, as sent (what the Location keeps).
             query: the query string, as sent, without `?`.
-            host: the normalised Host (`hosts.parse_host`), None if missing or bad.
+            host: the normalised Host (`names.parse_host`), None if missing or bad.
             peer: the client's address, for the log.
         """
-        if self.challenges is not None:
-            token = token_from_path(path)
-            if token is not None:
-                emit("redirect.answer", kind="challenge")
-                return self.answer_token(token, method, peer, host)
+        if self.challenges is not None and token_from_path(path) is not None:
+            emit("redirect.answer", kind="challenge")
+            answer = answer_challenge(self.challenges, method, host, path, peer)
+            return Answer(answer.status, answer.header_bytes(), answer.body)
         if host is None or host not in self.allowed_hosts:
             emit("redirect.answer", kind="refused")
             detail = f"this server does not serve host {host or '(none)'!r}"
@@ -100,29 +97,6 @@ class RedirectApp:
         emit("redirect.answer", kind="redirect")
         cache = (b"cache-control", b"no-store") if status == 308 else (b"vary", b"host")
         return Answer(status, [(b"location", location.encode("ascii")), cache])
-
-    async def answer_challenge(self, token: str, scope: Scope, send: Send) -> None:
-        """200 with the key authorization of a token in flight, 404 for any other."""
-        answer = self.answer_token(token, scope["method"], _peer(scope), request_host(scope))
-        await send_response(send, answer.status, answer.body, answer.headers)
-
-    def answer_token(self, token: str, method: str, peer: str, host: str | None) -> Answer:
-        """200 with the key authorization of a token in flight for `host`, 404 for any other;
-        405 to methods other than GET and HEAD (RFC 8555 8.3: the CA sends a GET)."""
-        assert self.challenges is not None  # noqa: S101
-        if method not in SAFE_METHODS:
-            body = b"ACME challenges answer GET and HEAD only\n"
-            headers = [(b"allow", b"GET, HEAD"), (b"content-type", b"text/plain")]
-            return Answer(405, headers, body)
-        key_authorization = self.challenges.lookup(token, host)
-        if key_authorization is None:
-            logger.info("unknown ACME challenge token %r from %s", token[:64], peer)
-            body, status = b"unknown ACME challenge token\n", 404
-        else:
-            logger.info("answered ACME challenge token %s", token)
-            body, status = key_authorization.encode("ascii"), 200
-        headers = [(b"content-type", b"text/plain"), (b"cache-control", b"no-store")]
-        return Answer(status, headers, b"" if method == "HEAD" else body)
 
     def https_url(self, host: str, raw_path: bytes, query: bytes) -> str:
         """`https://host[:port]/path?query` for a request's target."""
@@ -137,6 +111,19 @@ class RedirectApp:
             path = "/" + rest.partition("/")[2] if rest else "/"
         url = f"https://{authority}{path}"
         return f"{url}?{percent_escape(query)}" if query else url
+
+
+async def send_answer(send: Send, answer: Answer, *, head: bool = False) -> None:
+    """Send `answer`; to a HEAD, its head only, with the length a GET's body has (RFC 9110 8.6)."""
+    length = (b"content-length", str(len(answer.body)).encode())
+    await send(
+        {
+            "type": "http.response.start",
+            "status": answer.status,
+            "headers": [*answer.headers, length],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if head else answer.body})
 
 
 def _peer(scope: Scope) -> str:
@@ -173,12 +160,16 @@ class ChallengeMiddleware:
 
     def __init__(self, app: ASGIApp, challenges: ChallengeLookup) -> None:
         self.app = app
-        self._answerer = RedirectApp((), HTTPS_DEFAULT_PORT, challenges)
+        self.challenges = challenges
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            token = token_from_path(scope.get("path", ""))
-            if token is not None:
-                await self._answerer.answer_challenge(token, scope, send)
-                return
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and token_from_path(path) is not None:
+            method = scope["method"]
+            found = answer_challenge(
+                self.challenges, method, request_host(scope), path, _peer(scope)
+            )
+            answer = Answer(found.status, found.header_bytes(), found.body)
+            await send_answer(send, answer, head=method == "HEAD")
+            return
         await self.app(scope, receive, send)

@@ -26,6 +26,7 @@ from urllib.parse import unquote
 
 import httptools
 
+from apiclub.names import parse_host
 from apiclub.observe import emit
 from apiclub.ops.jsonlog import ACCESS_FIELD
 from apiclub.server.config import (
@@ -35,7 +36,6 @@ from apiclub.server.config import (
     MAX_REQUESTS_PER_CONNECTION,
     READ_TIMEOUT,
 )
-from apiclub.server.hosts import parse_host
 from apiclub.server.limits import ConnectionCap, RequestDeadline
 from apiclub.server.redirect import Answer, RedirectApp, percent_escape
 from apiclub.server.sockets import BACKLOG

@@ -34,7 +34,8 @@ Modules, one concept each (certmagic's split)::
     file_source    ... the operator's files, reloaded when they change (files: their checks)
     managed        one ACME name's certificate: stand-in, first order, renewal, backoff
     issuers        Issuer: the local CA (local_ca) or an ACME server (acme_client)
-    challenges     HTTP-01 tokens in flight; http01: a responder for the CLI
+    challenges     HTTP-01 tokens in flight; challenge_answer: the one HTTP-01 responder
+                   every listener calls; http01: the CLI's listener around it
     storage        Storage and FileStorage; certstore: obtained certificates; live: certs/live/
     certified      CertifiedKey
     trust          `ca trust`/`untrust`: trust_system (OS stores), trust_nss (browsers)

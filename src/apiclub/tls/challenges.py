@@ -28,8 +28,10 @@ logger = logging.getLogger("apiclub.tls.acme")
 CHALLENGES_DIR = "acme/challenges"
 # RFC 8555 8.3: the path is /.well-known/acme-challenge/<token>.
 CHALLENGE_PATH_PREFIX = "/.well-known/acme-challenge/"
+MAX_TOKEN_LENGTH = 256
+"""Characters of a token at most: RFC 8555 sets no bound; Let's Encrypt's have 43."""
 # RFC 8555 8.1: a token is base64url without padding; at least 128 bits of entropy (22 chars).
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
+_TOKEN = re.compile(rf"^[A-Za-z0-9_-]{{16,{MAX_TOKEN_LENGTH}}}$")
 # RFC 8555 8.1: token || '.' || base64url(SHA-256 JWK thumbprint), 32 bytes = 43 characters.
 _THUMBPRINT = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MAX_TOKEN_FILE = 1024

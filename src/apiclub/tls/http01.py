@@ -2,8 +2,9 @@
 
 `apiclub serve` answers challenges from its redirect app; a one-off CLI order needs
 something on port 80 only for a few seconds, so the standard library's threaded server does.
-It answers `/.well-known/acme-challenge/<token>` from the shared `ChallengeStore` and 404s
-everything else.
+It answers `/.well-known/acme-challenge/<token>` from the shared `ChallengeStore` through the
+one HTTP-01 responder (`challenge_answer`), exactly as the server's listeners do, and 404s
+every other path.
 
 Anyone may connect to port 80 while it runs: each connection gets one request, which must
 arrive within `REQUEST_DEADLINE` (a socket timeout alone restarts with every byte), and at most
@@ -20,7 +21,10 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
+from apiclub.names import parse_host
+from apiclub.tls.challenge_answer import ChallengeAnswer, answer_challenge
 from apiclub.tls.challenges import ChallengeLookup, token_from_path
 
 logger = logging.getLogger("apiclub.tls.acme")
@@ -30,6 +34,12 @@ REQUEST_DEADLINE = 10 * SECONDS
 """A request (head included) must arrive within this of the connection's start."""
 MAX_THREADS = 32
 """Connections served at once; the CA validates from a handful of addresses."""
+MAX_DISCARDED_BODY = 64 * 1024
+"""Bytes of a request body (a POST) read and dropped at most; a larger one is left unread."""
+NOT_A_CHALLENGE = ChallengeAnswer(
+    404, (("content-type", "text/plain"), ("cache-control", "no-store")), b"not found\n"
+)
+"""Any other path: this listener serves nothing else."""
 
 
 @contextlib.contextmanager
@@ -73,9 +83,11 @@ class _Server(http.server.ThreadingHTTPServer):
             self.slots.release()
             raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # Runs in the connection's thread; the slot is free again before the socket closes,
+        # so a client that sees this connection end can connect at once.
         try:
-            super().process_request_thread(request, client_address)
+            super().finish_request(request, client_address)
         finally:
             self.slots.release()
 
@@ -122,32 +134,39 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except TimeoutError:
             self.close_connection = True
 
-    def do_HEAD(self) -> None:
-        self.do_GET()
+    def parse_request(self) -> bool:
+        # The base class dispatches to `do_<METHOD>` and answers 501 to a method it has no
+        # handler for; every method goes to `_answer`, so a POST gets the responder's 405.
+        if not super().parse_request():
+            return False
+        setattr(self, f"do_{self.command}", self._answer)
+        return True
 
-    def do_GET(self) -> None:
-        token = token_from_path(self.path.split("?", 1)[0])
-        host = _host(self.headers.get("Host"))
-        answer = self.server.answers.lookup(token, host) if token is not None else None
-        body = answer.encode("ascii") if answer is not None else b"unknown ACME challenge token\n"
-        self.send_response(200 if answer is not None else 404)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
+    def _answer(self) -> None:
+        self._drop_body()
+        path = unquote(self.path.partition("?")[0])  # decoded as the server's listeners do
+        header = self.headers.get("Host")
+        host = parse_host(header) if header else None
+        if token_from_path(path) is not None:
+            peer = str(self.client_address[0])
+            answer = answer_challenge(self.server.answers, self.command, host, path, peer)
+        else:
+            answer = NOT_A_CHALLENGE
+        self.send_response(answer.status)
+        for name, value in answer.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self.wfile.write(answer.body)
+
+    def _drop_body(self) -> None:
+        """Read a small request body before answering: closing a socket with unread bytes
+        sends a reset, which can destroy the answer before the client reads it."""
+        length = self.headers.get("Content-Length", "0")
+        size = int(length) if length.isdigit() else 0
+        if 0 < size <= MAX_DISCARDED_BODY:
+            self.rfile.read(size)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("http-01 responder: %s", format % args)
-
-
-def _host(header: str | None) -> str | None:
-    """The Host header's name: lower case, without its port or a trailing dot."""
-    if not header:
-        return None
-    host = header.strip().lower()
-    if host.startswith("["):  # an IPv6 literal, [::1]:80
-        return host[1:].partition("]")[0] or None
-    if host.count(":") == 1:
-        host = host.partition(":")[0]
-    return host.rstrip(".") or None
