@@ -15,7 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from apiclub.tls.certified import public_keys_match
+from apiclub.tls.pem import public_keys_match
 
 from .conftest import NAME, acme_settings, local_client, pebble_client, serving_acme
 from .https import served_leaf, wait_for_trusted

@@ -29,6 +29,7 @@ from apiclub.settings import Settings, TlsMode
 from apiclub.tls.acme_basics import directory_id
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.live import LIVE_DIR
+from apiclub.tls.pem import PemError
 
 WARN_DAYS = 7
 """A certificate with fewer days left, and under a third of its life, is reported (the shipped
@@ -290,10 +291,8 @@ def check_certificates(settings: Settings) -> Iterator[Finding]:
     if settings.tls is TlsMode.FILES:
         assert settings.cert_file is not None and settings.key_file is not None  # noqa: S101
         try:
-            certified = CertifiedKey.from_pem(
-                settings.cert_file.read_bytes(), settings.key_file.read_bytes()
-            )
-        except (OSError, ValueError, TypeError) as exc:
+            certified = CertifiedKey.from_files(settings.cert_file, settings.key_file)
+        except PemError as exc:
             yield fail(f"certificate {settings.cert_file}", f"cannot be used: {exc}")
             return
         for name in settings.domains:
@@ -301,14 +300,12 @@ def check_certificates(settings: Settings) -> Iterator[Finding]:
         return
     for name in settings.domains:
         live = settings.data_dir / LIVE_DIR / name
-        try:
-            certified = CertifiedKey.from_pem(
-                (live / "fullchain.pem").read_bytes(), (live / "privkey.pem").read_bytes()
-            )
-        except FileNotFoundError:
+        if not (live / "fullchain.pem").exists() or not (live / "privkey.pem").exists():
             yield ok(f"certificate {name}", "none yet: obtained at start")
             continue
-        except (OSError, ValueError, TypeError) as exc:
+        try:
+            certified = CertifiedKey.from_files(live / "fullchain.pem", live / "privkey.pem")
+        except PemError as exc:
             yield warn(f"certificate {name}", f"{live} unusable ({exc}): replaced at start")
             continue
         yield _certificate(name, certified, now, live / "fullchain.pem")

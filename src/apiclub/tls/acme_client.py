@@ -42,6 +42,7 @@ from apiclub.tls.ari import RenewalInfo, ari_cert_id
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.challenges import ChallengeStore
 from apiclub.tls.local_ca import san_entries
+from apiclub.tls.pem import private_key_pem
 from apiclub.tls.storage import Storage
 
 logger = logging.getLogger("apiclub.tls.acme")
@@ -203,11 +204,7 @@ class AcmeClient:
         # `acme` compares its deadline with naive local time.
         naive_deadline = datetime.now() + ORDER_TIMEOUT  # noqa: DTZ005
         done = call(net, what, lambda: self._acme.finalize_order(order, naive_deadline))
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        key_pem = private_key_pem(key)
         try:
             return CertifiedKey.from_pem(done.fullchain_pem.encode("ascii"), key_pem)
         except (ValueError, TypeError) as exc:
@@ -367,11 +364,7 @@ def _load_or_create_key(storage: Storage, key_name: str) -> ec.EllipticCurvePriv
         pem = storage.read(key_name)
     except KeyError:
         key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        pem = private_key_pem(key)
         storage.write(key_name, pem, private=True)
         return key
     loaded = serialization.load_pem_private_key(pem, password=None)

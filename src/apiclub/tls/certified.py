@@ -10,10 +10,11 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from apiclub.tls.pem import parse_chain_and_key, read_pem_file
 
 SECONDS = timedelta(seconds=1)
 MINUTES = timedelta(minutes=1)
@@ -24,8 +25,6 @@ YEARS = 365 * DAYS
 # Renew once less than this share of the lifetime is left (Let's Encrypt and certmagic
 # renew at 1/3 remaining), so a failed attempt has many retries before expiry.
 RENEW_WHEN_REMAINING = 1 / 3
-
-_SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 @dataclass(frozen=True)
@@ -40,18 +39,39 @@ class CertifiedKey:
     """The parsed leaf, for names, dates and serial."""
 
     @classmethod
-    def from_pem(cls, chain_pem: bytes, key_pem: bytes) -> CertifiedKey:
-        """Parse and check that the key belongs to the leaf.
+    def from_pem(
+        cls,
+        chain_pem: bytes,
+        key_pem: bytes,
+        chain_name: str = "the certificate chain",
+        key_name: str = "the private key",
+    ) -> CertifiedKey:
+        """Parse and check that the key belongs to the leaf (`pem.parse_chain_and_key`).
 
         Raises:
-            ValueError: no certificate, no key, or the key does not match the leaf.
-            TypeError: the key is encrypted.
+            PemError: no certificate, no key, an encrypted key, or the key does not match the
+                leaf; a `ValueError` too. The message names `chain_name` or `key_name`.
         """
-        leaf = x509.load_pem_x509_certificates(chain_pem)[0]
-        key = serialization.load_pem_private_key(key_pem, password=None)
-        if not public_keys_match(leaf, key):
-            raise ValueError("the private key does not belong to the certificate")
+        leaf, _ = parse_chain_and_key(chain_pem, key_pem, chain_name, key_name)
         return cls(chain_pem=chain_pem, key_pem=key_pem, leaf=leaf)
+
+    @classmethod
+    def from_files(
+        cls, chain_path: Path, key_path: Path, chain_label: str = "", key_label: str = ""
+    ) -> CertifiedKey:
+        """The one loader of a stored certificate: a PEM chain (leaf first) and its key.
+
+        Messages name the file, after `chain_label`/`key_label` when given (the setting
+        that points at it: `APICLUB_CERT_FILE`), and say how to fix it.
+
+        Raises:
+            PemError: a file is missing, a directory or unreadable; or see `from_pem`.
+        """
+        chain_name = f"{chain_label} {chain_path}".lstrip()
+        key_name = f"{key_label} {key_path}".lstrip()
+        chain_pem = read_pem_file(chain_path, chain_name)
+        key_pem = read_pem_file(key_path, key_name)
+        return cls.from_pem(chain_pem, key_pem, chain_name, key_name)
 
     @property
     def not_before(self) -> datetime:
@@ -117,8 +137,3 @@ def name_matches(name: str, patterns: Iterable[str]) -> bool:
         ):
             return True
     return False
-
-
-def public_keys_match(cert: x509.Certificate, key: PrivateKeyTypes) -> bool:
-    """Tell whether `key` is the private half of the certificate's public key."""
-    return bool(cert.public_key().public_bytes(*_SPKI) == key.public_key().public_bytes(*_SPKI))

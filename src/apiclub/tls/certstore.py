@@ -26,6 +26,7 @@ from cryptography.x509.oid import NameOID
 
 from apiclub.errors import StorageError
 from apiclub.tls.certified import CertifiedKey
+from apiclub.tls.pem import PemError
 from apiclub.tls.storage import Storage
 
 logger = logging.getLogger("apiclub.tls")
@@ -55,24 +56,7 @@ class CertStore:
 
     def load(self, name: str) -> CertifiedKey | None:
         """The stored certificate of `name`, or None if there is none or it is unusable."""
-        try:
-            chain = self.storage.read(self.chain_key(name))
-            key = self.storage.read(self.key_key(name))
-        except KeyError:
-            return None
-        except StorageError as exc:
-            logger.warning("ignoring the stored certificate of %s: %s", name, exc)
-            return None
-        try:
-            return CertifiedKey.from_pem(chain, key)
-        except (ValueError, TypeError) as exc:
-            logger.warning(
-                "ignoring the stored certificate of %s in %s (%s); a new one will be ordered",
-                name,
-                self.storage.path(self.chain_key(name)).parent,
-                exc,
-            )
-            return None
+        return load_stored(self.storage, self.chain_key(name), self.key_key(name))
 
     def save(self, name: str, certified: CertifiedKey) -> None:
         """Store the key (0600), then the chain, each atomically.
@@ -113,6 +97,28 @@ class CertStore:
             yield
 
 
+def load_stored(storage: Storage, chain_key: str, key_key: str) -> CertifiedKey | None:
+    """The one loader of a certificate the store keeps (an issuer's, or the local leaf).
+
+    None when there is none, or when it is unusable (logged, naming the file and the
+    problem): the caller then obtains a new one, which replaces the files.
+    """
+    chain_path, key_path = storage.path(chain_key), storage.path(key_key)
+    try:
+        chain = storage.read(chain_key)
+        key = storage.read(key_key)
+    except KeyError:
+        return None
+    except StorageError as exc:
+        logger.warning("ignoring the stored certificate %s: %s; replacing it", chain_path, exc)
+        return None
+    try:
+        return CertifiedKey.from_pem(chain, key, str(chain_path), str(key_path))
+    except PemError as exc:
+        logger.warning("ignoring the stored certificate %s (%s); replacing it", chain_path, exc)
+        return None
+
+
 @dataclass(frozen=True)
 class StoredCert:
     """One certificate found in the store, for `apiclub certs list`."""
@@ -136,10 +142,8 @@ def list_stored(data_dir: Path) -> list[StoredCert]:
     found = []
     for path in sorted((data_dir / CERTS_DIR).rglob(CHAIN_FILE)):
         try:
-            certified = CertifiedKey.from_pem(
-                path.read_bytes(), (path.parent / KEY_FILE).read_bytes()
-            )
-        except (OSError, ValueError, TypeError) as exc:
+            certified = CertifiedKey.from_files(path, path.parent / KEY_FILE)
+        except PemError as exc:
             logger.warning("skipping %s: %s", path, exc)
             continue
         issuer = certified.leaf.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)

@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from apiclub.errors import CertificateError, StorageError
-from apiclub.tls.certified import DAYS, MINUTES, YEARS, CertifiedKey, public_keys_match
+from apiclub.tls.certified import DAYS, MINUTES, YEARS, CertifiedKey
+from apiclub.tls.pem import private_key_pem, public_keys_match
 from apiclub.tls.storage import Storage
 
 ROOT_CERT_KEY = "ca/root.pem"
@@ -53,7 +54,7 @@ class LocalCA:
         with storage.lock("ca"):
             if not storage.exists(ROOT_CERT_KEY) and not storage.exists(ROOT_KEY_KEY):
                 cert, key = _create_root()
-                storage.write(ROOT_KEY_KEY, _key_pem(key), private=True)
+                storage.write(ROOT_KEY_KEY, private_key_pem(key), private=True)
                 storage.write(ROOT_CERT_KEY, cert.public_bytes(serialization.Encoding.PEM))
                 return cls(cert, key, storage.path(ROOT_CERT_KEY))
             return cls(*_load_root(storage), storage.path(ROOT_CERT_KEY))
@@ -112,7 +113,7 @@ class LocalCA:
             .sign(self._key, hashes.SHA256())
         )
         pem = cert.public_bytes(serialization.Encoding.PEM)
-        return CertifiedKey(chain_pem=pem, key_pem=_key_pem(key), leaf=cert)
+        return CertifiedKey(chain_pem=pem, key_pem=private_key_pem(key), leaf=cert)
 
     def signed(self, certified: CertifiedKey) -> bool:
         """Tell whether this root signed `certified`'s leaf (a new root invalidates old leaves)."""
@@ -204,14 +205,6 @@ def _owner() -> str:
     with contextlib.suppress(KeyError, OSError):
         user = getpass.getuser()
     return f"{user}@{socket.gethostname()}"
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 def _key_usage(

@@ -11,8 +11,8 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from apiclub.errors import StorageError
 from apiclub.tls.certified import CertifiedKey
+from apiclub.tls.certstore import load_stored
 from apiclub.tls.local_ca import LEAF_LIFETIME, LocalCA
 from apiclub.tls.storage import Storage
 
@@ -71,21 +71,4 @@ class LocalSource:
             return certified
 
     def _load_stored(self) -> CertifiedKey | None:
-        try:
-            chain = self.storage.read(LOCAL_CHAIN_KEY)
-            key = self.storage.read(LOCAL_KEY_KEY)
-        except KeyError:
-            return None
-        except StorageError as exc:
-            logger.warning("ignoring the stored certificate: %s; issuing a new one", exc)
-            return None
-        try:
-            return CertifiedKey.from_pem(chain, key)
-        except (ValueError, TypeError) as exc:
-            logger.warning(
-                "ignoring the stored certificate %s or its key %s (%s); issuing a new one",
-                self.storage.path(LOCAL_CHAIN_KEY),
-                self.storage.path(LOCAL_KEY_KEY),
-                exc,
-            )
-            return None
+        return load_stored(self.storage, LOCAL_CHAIN_KEY, LOCAL_KEY_KEY)

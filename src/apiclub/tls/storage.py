@@ -139,7 +139,8 @@ class FileStorage:
     def write(self, key: str, data: bytes, *, private: bool = False) -> None:
         """Write via a temporary file in the same directory, fsync, then rename over `key`.
 
-        Private files get mode 0600 when they are created (no window where they are 0644).
+        Private files get mode 0600 when they are created (no window where they are 0644),
+        public ones 0644, whatever the umask.
 
         Raises:
             StorageError: the directory cannot be created or written (read-only, disk full).
@@ -152,6 +153,7 @@ class FileStorage:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
             try:
                 with os.fdopen(fd, "wb") as file:
+                    os.fchmod(fd, mode)  # the umask took bits from `mode`: make it exact
                     file.write(data)
                     file.flush()
                     os.fsync(file.fileno())
@@ -190,6 +192,7 @@ class FileStorage:
         missing = [d for d in (directory, *directory.parents) if not d.exists()]
         for level in reversed(missing):
             level.mkdir(mode=DIR_MODE, exist_ok=True)
+            level.chmod(DIR_MODE)  # a umask such as 0277 would leave it unwritable
 
     @staticmethod
     def _fsync_dir(directory: Path) -> None:
