@@ -12,6 +12,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from apiclub.tls import keys
+
 READ_ATTEMPTS = 3
 """Reads of the whole set until no file changed while it was read (a renewal mid-copy)."""
 
@@ -68,7 +70,7 @@ def _walk(root: Path, excluded: set[str], skipped: set[Path]) -> list[Path]:
             d
             for d in dirs
             if d not in excluded
-            and d != "locks"
+            and d != keys.LOCKS_DIR
             and not d.startswith(".before-restore-")  # a restore's kept data (mount points)
             and ".restoring-" not in d
             and (here / d) not in skipped

@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from apiclub.tls.live import LIVE_DIR
+from apiclub.tls import keys
 
 logger = logging.getLogger("apiclub.ops")
 
@@ -44,7 +44,7 @@ def read_served(data_dir: Path, names: Sequence[str]) -> list[ServedCert]:
     """The served certificate of each name that has one in `certs/live/`."""
     served = []
     for name in names:
-        path = data_dir / LIVE_DIR / name / "fullchain.pem"
+        path = data_dir / keys.live_cert(name)
         try:
             cert = x509.load_pem_x509_certificate(path.read_bytes())
         except FileNotFoundError:

@@ -26,9 +26,8 @@ from cryptography import x509
 
 from apiclub.names import is_local_name
 from apiclub.settings import Settings, TlsMode
-from apiclub.tls.acme_basics import directory_id
+from apiclub.tls import keys
 from apiclub.tls.certified import CertifiedKey
-from apiclub.tls.live import LIVE_DIR
 from apiclub.tls.pem import PemError
 
 WARN_DAYS = 7
@@ -142,7 +141,7 @@ def _https_is_ours(settings: Settings) -> bool:
     """Whether the HTTPS port serves the certificate this data directory's live files hold."""
     if settings.tls is TlsMode.OFF:
         return False
-    live = settings.data_dir / LIVE_DIR / settings.domains[0] / "fullchain.pem"
+    live = settings.data_dir / keys.live_cert(settings.domains[0])
     try:
         expected = x509.load_pem_x509_certificate(live.read_bytes())
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
@@ -299,16 +298,17 @@ def check_certificates(settings: Settings) -> Iterator[Finding]:
             yield _certificate(name, certified, now, settings.cert_file)
         return
     for name in settings.domains:
-        live = settings.data_dir / LIVE_DIR / name
-        if not (live / "fullchain.pem").exists() or not (live / "privkey.pem").exists():
+        chain = settings.data_dir / keys.live_cert(name)
+        key = settings.data_dir / keys.live_private_key(name)
+        if not chain.exists() or not key.exists():
             yield ok(f"certificate {name}", "none yet: obtained at start")
             continue
         try:
-            certified = CertifiedKey.from_files(live / "fullchain.pem", live / "privkey.pem")
+            certified = CertifiedKey.from_files(chain, key)
         except PemError as exc:
-            yield warn(f"certificate {name}", f"{live} unusable ({exc}): replaced at start")
+            yield warn(f"certificate {name}", f"{chain.parent} unusable ({exc}): replaced at start")
             continue
-        yield _certificate(name, certified, now, live / "fullchain.pem")
+        yield _certificate(name, certified, now, chain)
 
 
 def _certificate(name: str, certified: CertifiedKey, now: datetime, path: Path) -> Finding:
@@ -336,7 +336,7 @@ def check_acme_account(settings: Settings) -> Iterator[Finding]:
     if not acme:
         return
     for directory in settings.acme_directories:  # a fallback CA has an account of its own
-        account = settings.data_dir / "acme" / directory_id(directory) / "account.json"
+        account = settings.data_dir / keys.account_meta(directory)
         if account.is_file():
             yield ok("acme account", f"present for {directory}")
         else:

@@ -31,6 +31,7 @@ from josepy import jwa, jwk
 
 from apiclub.errors import CertificateError
 from apiclub.names import is_ip_address
+from apiclub.tls import keys
 from apiclub.tls.acme_basics import POLL_INTERVAL as POLL_INTERVAL  # re-exported
 from apiclub.tls.acme_basics import AcmeError as AcmeError  # re-exported
 from apiclub.tls.acme_basics import directory_id as directory_id  # re-exported
@@ -60,12 +61,17 @@ class AcmeClient:
     """A registered ACME account at one directory. Get one with `AcmeClient.connect`."""
 
     def __init__(
-        self, acme: client.ClientV2, net: Network, storage: Storage, prefix: str, email: str | None
+        self,
+        acme: client.ClientV2,
+        net: Network,
+        storage: Storage,
+        directory_url: str,
+        email: str | None,
     ) -> None:
         self._acme = acme
         self._net = net
         self._storage = storage
-        self._prefix = prefix
+        self._directory_url = directory_url
         self._email = email
         self.poll_interval = POLL_INTERVAL
         self.profile: str | None = None
@@ -131,9 +137,8 @@ class AcmeClient:
             AcmeError: the directory cannot be fetched or the account cannot be registered.
             StorageError: the account cannot be stored.
         """
-        prefix = f"acme/{directory_id(directory_url)}"
-        with storage.lock(f"acme-account-{directory_id(directory_url)}"):
-            key = _load_or_create_key(storage, f"{prefix}/account-key.pem")
+        with storage.lock(keys.account_lock(directory_url)):
+            key = _load_or_create_key(storage, keys.account_key(directory_url))
             net = Network(
                 key=jwk.JWKEC(key=key),
                 alg=jwa.ES256,
@@ -149,7 +154,7 @@ class AcmeClient:
                     f"fetching ACME directory {directory_url}",
                     lambda: client.ClientV2.get_directory(directory_url, net),
                 )
-                self = cls(client.ClientV2(directory, net), net, storage, prefix, email)
+                self = cls(client.ClientV2(directory, net), net, storage, directory_url, email)
                 self.eab = eab
             except BaseException:
                 net.session.close()
@@ -176,7 +181,7 @@ class AcmeClient:
             AcmeError: the order, a challenge or the finalization failed.
         """
         if self._net.account is None:
-            with self._storage.lock(f"acme-account-{self._prefix.rsplit('/', 1)[-1]}"):
+            with self._storage.lock(keys.account_lock(self._directory_url)):
                 self._load_or_register()
         key = ec.generate_private_key(ec.SECP256R1())
         csr_pem = _csr(key, names)
@@ -292,7 +297,7 @@ class AcmeClient:
 
     def _load_or_register(self) -> None:
         try:
-            stored = self._storage.read(f"{self._prefix}/account.json")
+            stored = self._storage.read(keys.account_meta(self._directory_url))
         except KeyError:
             self._register()
             return
@@ -324,7 +329,7 @@ class AcmeClient:
             regr = messages.RegistrationResource(uri=exc.location, body=messages.Registration())
             net.account = regr
         self._storage.write(
-            f"{self._prefix}/account.json", regr.json_dumps().encode(), private=True
+            keys.account_meta(self._directory_url), regr.json_dumps().encode(), private=True
         )
         logger.info(
             "registered ACME account %s (contact %s; terms of service %s agreed)",

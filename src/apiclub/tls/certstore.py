@@ -25,16 +25,13 @@ from pathlib import Path
 from cryptography.x509.oid import NameOID
 
 from apiclub.errors import StorageError
+from apiclub.tls import keys
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.pem import PemError
 from apiclub.tls.storage import Storage
 
 logger = logging.getLogger("apiclub.tls")
 
-CERTS_DIR = "certs"
-CHAIN_FILE = "fullchain.pem"
-KEY_FILE = "privkey.pem"
-RENEWAL_FILE = "renewal.json"
 
 Stamp = tuple[int, int]
 
@@ -48,11 +45,11 @@ class CertStore:
 
     def chain_key(self, name: str) -> str:
         """Storage key of `name`'s chain."""
-        return f"{CERTS_DIR}/{self.issuer_id}/{name}/{CHAIN_FILE}"
+        return keys.site_cert(self.issuer_id, name)
 
     def key_key(self, name: str) -> str:
         """Storage key of `name`'s private key."""
-        return f"{CERTS_DIR}/{self.issuer_id}/{name}/{KEY_FILE}"
+        return keys.site_private_key(self.issuer_id, name)
 
     def load(self, name: str) -> CertifiedKey | None:
         """The stored certificate of `name`, or None if there is none or it is unusable."""
@@ -70,17 +67,13 @@ class CertStore:
     def save_renewal(self, name: str, state: dict[str, str]) -> None:
         """Record the renewal plan of `name` for `apiclub certs list` (best effort)."""
         try:
-            self.storage.write(
-                f"{CERTS_DIR}/{self.issuer_id}/{name}/{RENEWAL_FILE}", json.dumps(state).encode()
-            )
+            self.storage.write(keys.site_meta(self.issuer_id, name), json.dumps(state).encode())
         except StorageError as exc:
             logger.warning("cannot record the renewal plan of %s: %s", name, exc)
 
     def load_renewal(self, name: str) -> dict[str, str]:
         """The recorded renewal plan of `name` (empty if none or unreadable)."""
-        return read_renewal(
-            self.storage.path(f"{CERTS_DIR}/{self.issuer_id}/{name}/{RENEWAL_FILE}")
-        )
+        return read_renewal(self.storage.path(keys.site_meta(self.issuer_id, name)))
 
     def stamp(self, name: str) -> Stamp | None:
         """Modification time and size of the chain file: changes when anyone renews it."""
@@ -93,7 +86,7 @@ class CertStore:
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """Hold the cross-process lock of `name`: one order per certificate at a time."""
-        with self.storage.lock(f"cert-{self.issuer_id}-{name}"):
+        with self.storage.lock(keys.cert_lock(self.issuer_id, name)):
             yield
 
 
@@ -140,9 +133,9 @@ class StoredCert:
 def list_stored(data_dir: Path) -> list[StoredCert]:
     """Every chain under `<data_dir>/certs`, sorted by path; unreadable ones are skipped."""
     found = []
-    for path in sorted((data_dir / CERTS_DIR).rglob(CHAIN_FILE)):
+    for path in sorted((data_dir / keys.CERTS_DIR).rglob(keys.CHAIN_FILE)):
         try:
-            certified = CertifiedKey.from_files(path, path.parent / KEY_FILE)
+            certified = CertifiedKey.from_files(path, path.parent / keys.KEY_FILE)
         except PemError as exc:
             logger.warning("skipping %s: %s", path, exc)
             continue
@@ -155,7 +148,7 @@ def list_stored(data_dir: Path) -> list[StoredCert]:
                 not_before=certified.not_before,
                 not_after=certified.not_after,
                 serial=certified.leaf.serial_number,
-                renewal=read_renewal(path.parent / RENEWAL_FILE),
+                renewal=read_renewal(path.parent / keys.META_FILE),
             )
         )
     return found
@@ -175,7 +168,7 @@ def read_renewal(path: Path) -> dict[str, str]:
 def list_paused(data_dir: Path) -> list[tuple[str, str]]:
     """(name, unpause URL) for every name a CA paused (the zombie rule), certificate or not."""
     found = []
-    for path in sorted((data_dir / CERTS_DIR).glob(f"*/*/{RENEWAL_FILE}")):
+    for path in sorted((data_dir / keys.CERTS_DIR).glob(f"*/*/{keys.META_FILE}")):
         url = read_renewal(path).get("paused")
         if url:
             found.append((path.parent.name, url))

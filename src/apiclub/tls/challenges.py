@@ -21,11 +21,11 @@ import threading
 from typing import Protocol
 
 from apiclub.errors import StorageError
+from apiclub.tls import keys
 from apiclub.tls.storage import Storage
 
 logger = logging.getLogger("apiclub.tls.acme")
 
-CHALLENGES_DIR = "acme/challenges"
 # RFC 8555 8.3: the path is /.well-known/acme-challenge/<token>.
 CHALLENGE_PATH_PREFIX = "/.well-known/acme-challenge/"
 MAX_TOKEN_LENGTH = 256
@@ -122,4 +122,4 @@ def token_from_path(path: str) -> str | None:
 
 
 def _key(token: str) -> str:
-    return f"{CHALLENGES_DIR}/{token}"
+    return keys.challenge_token(token)

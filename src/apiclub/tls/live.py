@@ -11,10 +11,9 @@ import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from apiclub.tls import keys
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.storage import Storage
-
-LIVE_DIR = "certs/live"
 
 
 def write_live(storage: Storage, served: Mapping[str, CertifiedKey]) -> list[Path]:
@@ -29,8 +28,8 @@ def write_live(storage: Storage, served: Mapping[str, CertifiedKey]) -> list[Pat
     written = []
     for name, certified in served.items():
         for key, data, private in (
-            (f"{LIVE_DIR}/{name}/privkey.pem", certified.key_pem, True),
-            (f"{LIVE_DIR}/{name}/fullchain.pem", certified.chain_pem, False),
+            (keys.live_private_key(name), certified.key_pem, True),
+            (keys.live_cert(name), certified.chain_pem, False),
         ):
             with contextlib.suppress(KeyError):
                 if storage.read(key) == data:

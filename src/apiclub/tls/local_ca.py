@@ -21,12 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from apiclub.errors import CertificateError, StorageError
+from apiclub.tls import keys
 from apiclub.tls.certified import DAYS, MINUTES, YEARS, CertifiedKey
 from apiclub.tls.pem import private_key_pem, public_keys_match
 from apiclub.tls.storage import Storage
 
-ROOT_CERT_KEY = "ca/root.pem"
-ROOT_KEY_KEY = "ca/root-key.pem"
+ROOT_CERT_KEY = keys.ROOT_CERT  # the names the tests and callers have always used
+ROOT_KEY_KEY = keys.ROOT_KEY
 ROOT_LIFETIME = 10 * YEARS
 LEAF_LIFETIME = 7 * DAYS
 # Tolerate clients whose clock is slightly behind ours.
@@ -51,7 +52,7 @@ class LocalCA:
             CertificateError: a stored root or key is corrupt, unreadable or mismatched.
             StorageError: a new root cannot be written.
         """
-        with storage.lock("ca"):
+        with storage.lock(keys.CA_LOCK):
             if not storage.exists(ROOT_CERT_KEY) and not storage.exists(ROOT_KEY_KEY):
                 cert, key = _create_root()
                 storage.write(ROOT_KEY_KEY, private_key_pem(key), private=True)

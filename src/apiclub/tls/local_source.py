@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from apiclub.tls import keys
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.certstore import load_stored
 from apiclub.tls.local_ca import LEAF_LIFETIME, LocalCA
@@ -18,9 +19,8 @@ from apiclub.tls.storage import Storage
 
 logger = logging.getLogger("apiclub.tls")
 
-LOCAL_CHAIN_KEY = "certs/local/fullchain.pem"
-LOCAL_KEY_KEY = "certs/local/privkey.pem"
-LOCAL_LOCK = "certs-local"
+LOCAL_CHAIN_KEY = keys.LOCAL_CERT  # the names the tests and callers have always used
+LOCAL_KEY_KEY = keys.LOCAL_KEY
 
 
 class LocalSource:
@@ -55,7 +55,7 @@ class LocalSource:
 
     def _obtain(self, *, force: bool) -> CertifiedKey:
         # Under the storage lock: two processes sharing the data directory agree on one leaf.
-        with self.storage.lock(LOCAL_LOCK):
+        with self.storage.lock(keys.LOCAL_LOCK):
             stored = None if force else self._load_stored()
             now = datetime.now(UTC)
             if (

@@ -27,6 +27,7 @@ from apiclub.backoff import Backoff
 from apiclub.errors import CertificateError, ConfigError
 from apiclub.names import is_local_name, is_public_ip
 from apiclub.settings import Settings, TlsMode
+from apiclub.tls import keys
 from apiclub.tls.acme_basics import POLL_INTERVAL, AcmeError
 from apiclub.tls.ari import ARI_MIN_INTERVAL
 from apiclub.tls.cache import CertCache
@@ -36,7 +37,7 @@ from apiclub.tls.challenges import ChallengeStore
 from apiclub.tls.fallback import FallbackIssuer
 from apiclub.tls.file_source import FileSource
 from apiclub.tls.issuers import AcmeIssuer, Http01Listener, LocalIssuer
-from apiclub.tls.local_ca import LEAF_LIFETIME, ROOT_KEY_KEY, LocalCA
+from apiclub.tls.local_ca import LEAF_LIFETIME, LocalCA
 from apiclub.tls.local_source import LocalSource
 from apiclub.tls.maintenance import RENEW_CHECK_INTERVAL, STORE_CHECK_INTERVAL, Maintenance
 from apiclub.tls.managed import RETRY_INITIAL, RETRY_MAX, STANDIN_LIFETIME, ManagedCert
@@ -358,4 +359,4 @@ def root_cert_path(settings: Settings) -> Path:
 
 def root_key_path(settings: Settings) -> Path:
     """Where the local CA's private key is (0600; `apiclub ca trust` checks it)."""
-    return FileStorage(settings.data_dir).path(ROOT_KEY_KEY)
+    return FileStorage(settings.data_dir).path(keys.ROOT_KEY)

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Protocol
 
 from apiclub.errors import StorageError
+from apiclub.tls import keys
 
 PRIVATE_FILE_MODE = 0o600
 PUBLIC_FILE_MODE = 0o644
 DIR_MODE = 0o700
-LOCKS_DIR = "locks"
 
 
 class KeyNotStoredError(StorageError, KeyError):
@@ -167,11 +167,11 @@ class FileStorage:
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        """Hold an exclusive `flock` on `locks/<name>.lock`; released when the block ends.
+        """Hold an exclusive `flock` on `keys.lock(name)`; released when the block ends.
 
         The kernel drops the lock if the process dies, so a crash never leaves it stuck.
         """
-        path = self.path(f"{LOCKS_DIR}/{name}.lock")
+        path = self.path(keys.lock(name))
         try:
             self._make_dirs(path.parent)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
