@@ -95,8 +95,11 @@ up-nginx: ## Run nginx on the host's 443/80 in front of the API (compose profile
 up-scale: ## nginx in front of API_REPLICAS replicas on PostgreSQL (profile "scale"; .env)
 	$(COMPOSE) --profile scale up -d
 
+# The services whose containers are the replicas (the script's default: api-behind-nginx).
+ROLLING_SERVICES ?=
+
 rolling-restart: ## Restart the API replicas one at a time, each healthy before the next
-	deploy/rolling-restart.sh
+	deploy/rolling-restart.sh $(ROLLING_SERVICES)
 
 down: ## Stop whichever mode runs (the data volume stays)
 	$(COMPOSE) --profile direct --profile nginx --profile scale down
