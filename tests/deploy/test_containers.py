@@ -9,6 +9,10 @@ No registry is reachable here, so the base image is made locally (debootstrap, t
 it too, apt reaching Debian's mirror); tests/deploy/containers.conf holds the podman settings
 these machines need; tests/deploy/compose.e2e.yaml puts every service on the host's network
 with loopback high ports, one port per API replica.
+
+The deploys of issue #15 run under its load (tests/reliability/deploy_load.py: 4 clients, a new
+verified TLS connection per request): HUP inside the direct container, and `make
+rolling-restart` of the scale profile's replicas behind nginx, with its all-at-once twin.
 """
 
 from __future__ import annotations
