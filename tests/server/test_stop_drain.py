@@ -22,8 +22,8 @@ from hypercorn.events import RawData as Raw
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import ConnectionState
 
+from apiclub import compat
 from apiclub.server.config import ListenerConfig
-from apiclub.server.hypercorn_fixes import apply_hypercorn_fixes
 from tests.server.test_hypercorn_fixes import POST, Connection, RecordingApp
 
 pytestmark = pytest.mark.anyio
@@ -43,7 +43,7 @@ async def stopped_request(
     """A keep-alive connection from `peer` that served one request; a second after the stop.
 
     Returns the app (the requests it ran) and what the connection wrote after the stop."""
-    apply_hypercorn_fixes()
+    compat.install()
     app, context, connection = RecordingApp(), WorkerContext(None), Connection()
     config = ListenerConfig(sock, None, (PROXY,))
     async with TaskGroup(asyncio.get_running_loop()) as task_group:

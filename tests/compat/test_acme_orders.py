@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from apiclub.tls import acme_compat
+from apiclub.compat import acme_orders as acme_compat
 from apiclub.tls.ari import ari_cert_id
 
 IDENTIFIER = messages.Identifier(typ=messages.IDENTIFIER_FQDN, value="api.example.com")
