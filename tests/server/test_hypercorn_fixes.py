@@ -87,7 +87,10 @@ class Connection:
 
 @asynccontextmanager
 async def protocol(
-    kind: Callable[..., Any], app: RecordingApp, context: WorkerContext
+    kind: Callable[..., Any],
+    app: RecordingApp,
+    context: WorkerContext,
+    config: Config | None = None,
 ) -> AsyncIterator[tuple[Any, Connection]]:
     """A patched Hypercorn protocol of `kind` over TLS; the block's end awaits its app tasks."""
     compat.install()
@@ -96,7 +99,7 @@ async def protocol(
         yield (
             kind(
                 ASGIWrapper(app),
-                Config(),
+                config or Config(),
                 context,
                 task_group,
                 ConnectionState({}),
