@@ -39,7 +39,7 @@ from apiclub.server.config import create_listener_config
 from apiclub.server.connections import OPEN_CONNECTIONS
 from apiclub.settings import Settings
 from tests.compat.helpers import without
-from tests.server.test_hypercorn_fixes import (
+from tests.compat.test_hypercorn_stop import (
     POST,
     RecordingApp,
     close_h2,
@@ -186,7 +186,7 @@ RAPID_RESET = textwrap.dedent(
     from hypercorn.events import Closed, RawData
     from hypercorn.protocol.h2 import H2Protocol
     from apiclub import compat
-    from tests.server.test_hypercorn_fixes import RecordingApp, h2_client, protocol
+    from tests.compat.test_hypercorn_stop import RecordingApp, h2_client, protocol
 
     HEADERS = [(":method", "GET"), (":scheme", "https"), (":authority", "x"), (":path", "/")]
 

@@ -3,7 +3,7 @@
 nginx does not resend a POST sent on an idle upstream connection closed in that instant, so
 the connections of a trusted proxy are answered through the keep-alive timeout at a stop;
 any other peer gets the prompt close. Hypercorn's real protocol objects, driven as in
-test_hypercorn_fixes.py.
+tests/compat/test_hypercorn_stop.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from hypercorn.typing import ConnectionState
 
 from apiclub import compat
 from apiclub.server.config import ListenerConfig
-from tests.server.test_hypercorn_fixes import POST, Connection, RecordingApp
+from tests.compat.test_hypercorn_stop import POST, Connection, RecordingApp
 
 pytestmark = pytest.mark.anyio
 
