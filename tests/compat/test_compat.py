@@ -160,3 +160,48 @@ def test_a_patch_that_fits_installs_once() -> None:
     assert calls == [1] and Owner().method() == 2
     patch.remove()
     assert Owner().method() == 1
+
+
+def test_the_private_members_our_subclasses_override_still_exist() -> None:
+    from apiclub.compat import acme_orders, overridden
+
+    assert overridden.problems() == []
+    acme_orders.check()
+
+
+def test_an_overridden_member_gone_upstream_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    from piccolo.engine.postgres import PostgresEngine
+
+    from apiclub.compat import overridden
+
+    monkeypatch.delattr(PostgresEngine, "_run_in_pool")
+    assert overridden.problems() == ["piccolo.engine.postgres.PostgresEngine._run_in_pool is gone"]
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for the headings of `markdown`."""
+    anchors = set()
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            kept = "".join(c for c in title if c.isalnum() or c in " -_")
+            anchors.add(kept.replace(" ", "-"))
+    return anchors
+
+
+def test_each_patch_names_its_upstream_issue_or_report() -> None:
+    upstream = Path(__file__).parents[2] / "docs" / "upstream.md"
+    text = upstream.read_text()
+    anchors = heading_anchors(text)
+    for patch in compat.PATCHES:
+        if patch.upstream.startswith("https://"):
+            assert patch.upstream in text, patch.name
+        else:
+            page, _, anchor = patch.upstream.partition("#")
+            assert page == "docs/upstream.md" and anchor in anchors, patch.name
+        assert f"`{patch.name}`" in text, f"{patch.name} is missing from the table"
+
+
+def test_a_report_that_is_not_written_is_found() -> None:
+    assert "no-such-report" not in heading_anchors("## A real report\n")
+    assert "a-real-report" in heading_anchors("## A real report\n")
