@@ -39,7 +39,11 @@ def choose_engine(settings: Settings) -> Database:
     if settings.database_url is not None:
         return Postgres(settings.database_url)
     # Replicated by Litestream: it owns the checkpoints (`sqlite.file`'s module docstring).
-    return create_sqlite_engine(settings.database_path, autocheckpoint=settings.replicate is None)
+    return create_sqlite_engine(
+        settings.database_path,
+        busy_timeout=settings.db_busy_timeout,
+        autocheckpoint=settings.replicate is None,
+    )
 
 
 async def open_database(settings: Settings) -> Database:
