@@ -1,10 +1,10 @@
 """The SQLite file: created private, switched to WAL, probed writable; its engine built on it.
 
 Piccolo's `SQLiteEngine` does not enable WAL, so the file is switched to WAL once here (the
-mode persists in the file), and every connection gets a busy timeout: another process's writer
-(`--workers`, `apiclub migrate`) is waited for instead of failing with "database is locked"
-(all but the event loop's own reader, which must not block: `engine`).
-Which connection runs what (a few long-lived readers, one group-committing writer) is
+mode persists in the file), and every connection gets a busy timeout (`APICLUB_DB_BUSY_TIMEOUT`):
+another process's writer (`--workers`, `apiclub migrate`) is waited for instead of failing at
+once with "database is locked" (all but the event loop's own reader, which must not block:
+`engine`). Which connection runs what (a few long-lived readers, one group-committing writer) is
 `engine`'s job. Every connection also sets `synchronous=FULL` (SQLite's usual default,
 but builds may lower it): in WAL mode FULL keeps acknowledged commits across a process crash
 *and* a power loss, where NORMAL survives only the former; it costs one fsync per commit.
@@ -13,8 +13,7 @@ Connections open only the file opened at start, through a `DatabaseGuard` (see `
 When Litestream replicates the file (`APICLUB_REPLICATE`), it must own checkpoints: it copies
 WAL frames before they are checkpointed into the main file, and an application checkpoint
 racing it forces a new snapshot (Litestream's "tips": disable autocheckpoints). Every
-connection then sets `wal_autocheckpoint=0`
-(`create_sqlite_engine(..., autocheckpoint=False)`).
+connection then sets `wal_autocheckpoint=0` (`create_sqlite_engine(..., autocheckpoint=False)`).
 """
 
 from __future__ import annotations
@@ -33,7 +32,8 @@ from apiclub.errors import StorageError
 
 SECONDS = 1.0
 BUSY_TIMEOUT = 30 * SECONDS
-"""How long a query waits for another connection's write lock before giving up."""
+"""How long a query waits for another connection's write lock before giving up, unless the
+caller says otherwise (`Settings.db_busy_timeout`)."""
 BUSY_RETRY_INTERVAL = 0.05 * SECONDS
 
 
