@@ -107,6 +107,7 @@ SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--request-max-time", "APICLUB_REQUEST_MAX_TIME", "seconds at most, any rate (120)"),
     ("--max-connections", "APICLUB_MAX_CONNECTIONS", "open connections per process (0: auto)"),
     ("--database-url-file", "APICLUB_DATABASE_URL_FILE", "a file holding the database URL"),
+    ("--db-busy-timeout", "APICLUB_DB_BUSY_TIMEOUT", "seconds SQLite waits for a lock (30)"),
 )
 REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
 SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})

@@ -7,7 +7,7 @@ event into samples. With nobody subscribed an `emit` is one function call and an
 
 Events and their fields (the contract between emitters and `ops.metrics`):
 - `db.commit`: `batch` (writes in one transaction), `seconds` (BEGIN to COMMIT).
-- `db.unavailable`: `reason` (a short fixed text: "busy", "read-only", ...).
+- `db.unavailable`: `reason`: "busy" or "unavailable" (`db.interface.Unavailable.kind`).
 - `tls.handshake`: (none) a TLS handshake reached certificate choice (SNI callback).
 - `cert.renewal`: `name`, `ok` (bool), `failures` (consecutive, after this attempt),
   `seconds` (the order's duration), `at` (unix time of the attempt).

@@ -185,6 +185,9 @@ class Settings:
     """A file holding the PostgreSQL URL (APICLUB_DATABASE_URL_FILE), read into
     `database_url` at start: a password neither on a command line (`ps` shows it) nor in the
     environment (a container secret, systemd's `LoadCredential=`)."""
+    db_busy_timeout: float = 30 * SECONDS
+    """Seconds an SQLite write waits for another process's write lock (APICLUB_DB_BUSY_TIMEOUT:
+    `--workers`, `apiclub migrate`, a backup) before the request answers 503 "busy"."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -254,6 +257,11 @@ class Settings:
             raise ConfigError(
                 f"APICLUB_MAX_CONNECTIONS={self.max_connections!r} must not be negative "
                 "(0 derives it from the open-file limit)"
+            )
+        if not 0 < self.db_busy_timeout <= MAX_REQUEST_SECONDS:  # also refuses nan
+            raise ConfigError(
+                f"APICLUB_DB_BUSY_TIMEOUT={self.db_busy_timeout!r} is not a number of seconds "
+                f"above 0 and at most {MAX_REQUEST_SECONDS:.0f}"
             )
 
     @property

@@ -132,4 +132,6 @@ def values_from_env(environ: Mapping[str, str]) -> dict[str, object]:
             )
         values["database_url_file"] = Path(raw)
         values["database_url"] = read_secret_file("APICLUB_DATABASE_URL_FILE", raw)
+    if (raw := get("APICLUB_DB_BUSY_TIMEOUT")) is not None:
+        values["db_busy_timeout"] = parse_seconds("APICLUB_DB_BUSY_TIMEOUT", raw)
     return values

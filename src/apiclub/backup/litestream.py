@@ -4,9 +4,10 @@ and `apiclub restore --from URL [--timestamp T]`.
 What Litestream 0.5 needs from our SQLite set-up, read in its `db.go`: WAL mode (ours), and
 checkpoints left to it. It holds a long read transaction so that nobody checkpoints frames it
 has not copied yet, takes the write lock for a moment at each sync (our writers wait for it:
-their busy timeout is 30 s), and checkpoints itself (PASSIVE at 1000 pages, TRUNCATE at
-~500 MB). So a replicated engine sets `wal_autocheckpoint=0` on every connection
-(`db.engine`). It adds two tables of its own (`_litestream_seq`, `_litestream_lock`).
+their busy timeout, `APICLUB_DB_BUSY_TIMEOUT`, 30 s by default), and checkpoints itself
+(PASSIVE at 1000 pages, TRUNCATE at ~500 MB). So a replicated engine sets
+`wal_autocheckpoint=0` on every connection (`db.sqlite.file`). It adds two tables of its own
+(`_litestream_seq`, `_litestream_lock`).
 
 Credentials never pass through apiclub's settings or command lines: Litestream reads
 `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (or `LITESTREAM_*`) and `LITESTREAM_SFTP_PASSWORD`

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from piccolo.apps.migrations.tables import Migration
 
-from apiclub.db.engine import Database, bind_engine, write_transaction
+from apiclub.db.binding import Database, bind_engine, write_transaction
 from apiclub.db.pending import pending_migrations
 from apiclub.db.postgres import Postgres
 from apiclub.errors import MigrationError, StorageError
