@@ -17,14 +17,11 @@ from apiclub.setting_checks import check_acme, check_backups
 from apiclub.setting_values import (
     DEFAULT_DOMAINS,
     HSTS_MAX_AGE,
-    KIB,
     LETS_ENCRYPT_DIRECTORY,
     LETS_ENCRYPT_STAGING_DIRECTORY,
     MAX_GRACE_PERIOD,
     MAX_REQUEST_SECONDS,
     MAX_WORKERS,
-    MIB,
-    SECONDS,
     AuthMode,
     HstsMode,
     ProxyNetwork,
@@ -38,6 +35,7 @@ from apiclub.setting_values import (
     redact_url,
 )
 from apiclub.settings_env import values_from_env
+from apiclub.units import KIB, MIB, SECONDS
 
 __all__ = [
     "DEFAULT_DOMAINS",

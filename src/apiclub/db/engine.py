@@ -39,11 +39,11 @@ from apiclub.db.postgres import Postgres
 from apiclub.db.sqlite_engine import SQLiteDatabase
 from apiclub.db.tables import Task
 from apiclub.errors import StorageError
+from apiclub.units import SECONDS
 
 Database: TypeAlias = SQLiteDatabase | Postgres
 """The engines apiclub runs on."""
 
-SECONDS = 1.0
 BUSY_TIMEOUT = 30 * SECONDS
 """How long a query waits for another connection's write lock before giving up."""
 BUSY_RETRY_INTERVAL = 0.05 * SECONDS

@@ -30,7 +30,6 @@ from apiclub.observe import emit
 from apiclub.ops.jsonlog import ACCESS_FIELD
 from apiclub.server.config import (
     KEEP_ALIVE_TIMEOUT,
-    KIB,
     MAX_REQUEST_HEAD,
     MAX_REQUESTS_PER_CONNECTION,
     READ_TIMEOUT,
@@ -39,6 +38,7 @@ from apiclub.server.hosts import parse_host
 from apiclub.server.limits import ConnectionCap, RequestDeadline
 from apiclub.server.redirect import Answer, RedirectApp, percent_escape
 from apiclub.server.sockets import BACKLOG
+from apiclub.units import KIB
 
 logger = logging.getLogger("apiclub.redirect")
 access_logger = logging.getLogger("apiclub.access")
