@@ -2,7 +2,11 @@
 
 Nothing here reads the environment by itself: callers pass a mapping, so tests and the CLI
 decide what counts. The values each setting takes, and their parsers, live in
-`setting_values`; this module assembles them and checks how they fit together.
+`setting_values`; which variable and flag fill which field, with which parser and help, is
+`setting_table`'s (the flags and the README's table are made from it); this module holds the
+fields and checks how they fit together. A new setting: a field with a docstring naming its
+variable here, a `SettingSpec` at the end of `setting_table_ops.OPERATIONS`, a check in
+`__post_init__`, then `make settings-table`.
 """
 
 from __future__ import annotations
