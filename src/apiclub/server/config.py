@@ -1,8 +1,9 @@
 """Hypercorn configuration for our two listeners.
 
-Hypercorn's `serve()` takes neither a ready-made SSLContext nor sockets (NOTES.md, Hypercorn
-0.18): this subclass hands it ours, so certificates are chosen per connection by SNI from a map
-that renewal swaps, and the sockets are the ones we bound (and reported errors for) ourselves.
+Hypercorn's `serve()` takes neither a ready-made SSLContext nor sockets (0.18 builds both
+from its config): this subclass hands it ours, so certificates are chosen per connection by SNI
+from a map that renewal swaps, and the sockets are the ones we bound (and reported errors for)
+ourselves.
 """
 
 from __future__ import annotations
