@@ -19,7 +19,7 @@ NGINX_BASE_IMAGE ?=
 PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 comma := ,
 
-.PHONY: help install lock dev prod migrate lint fmt typecheck test test-deps clean \
+.PHONY: help install lock dev prod migrate lint fmt typecheck settings-table test test-deps clean \
 	image image-api image-nginx image-postgres up up-nginx up-scale rolling-restart down \
 	test-containers bench bench-scale bench-replicas
 
@@ -60,6 +60,9 @@ lint: install ## ruff (lint and format check) and mypy --strict
 fmt: install ## Format the code and apply safe lint fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+settings-table: install ## Rewrite README's configuration table from src/apiclub/setting_table*.py
+	$(BIN)/python -m apiclub.settings_doc README.md
 
 test: lint ## Lint, then run the whole test suite (tests needing a missing tool skip, naming it)
 	$(BIN)/pytest

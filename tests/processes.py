@@ -25,9 +25,7 @@ def start_apiclub(
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen[str]:
     """Start `python -m apiclub ARGS` with only our data directory (and `env`) configured."""
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("APICLUB_", "DB_FILE"))
-    }
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("APICLUB_", "DB_FILE"))}
     environment["APICLUB_DATA_DIR"] = str(data_dir)
     environment.update(env or {})
     return subprocess.Popen(

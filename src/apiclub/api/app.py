@@ -25,7 +25,8 @@ class _Api(Litestar):
     """Litestar without the pydantic and attrs plugins it adds whenever those import.
 
     Piccolo depends on pydantic, so Litestar found it and imported pydantic and its plugins at
-    every start: ~0.1 s of a cold start (issue #5). This API's types are msgspec Structs only.
+    every start, a share of every cold start (issue #5; docs/performance.md). This API's types
+    are msgspec Structs only.
     """
 
     @staticmethod

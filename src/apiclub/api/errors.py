@@ -27,17 +27,17 @@ from litestar.types import ExceptionHandlersMap
 from apiclub.api.messages import explain_all
 from apiclub.db import DatabaseFileError, Engine, Unavailable
 from apiclub.observe import emit
+from apiclub.units import SECONDS
 
 logger = logging.getLogger(__name__)
 
-SECONDS = 1
 CLIENT_GONE = "client disconnected prematurely"
 """Litestar 2's text (an InternalServerException) when the body ends in a disconnect."""
 CLIENT_CLOSED_REQUEST = 499
 """nginx's status for "the client closed the connection before the answer": never sent (there
 is nobody to read it), it marks the access-log line, which is written at DEBUG."""
-RETRY_AFTER = 5 * SECONDS
-"""What 503 answers tell clients to wait before retrying."""
+RETRY_AFTER = int(5 * SECONDS)
+"""What 503 answers tell clients to wait before retrying (whole seconds: RFC 9110 10.2.3)."""
 
 
 def create_exception_handlers(max_body_size: int, engine: type[Engine]) -> ExceptionHandlersMap:

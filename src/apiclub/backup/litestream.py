@@ -31,13 +31,14 @@ from apiclub.errors import BackupError, ConfigError
 from apiclub.serving_lock import no_server_running, serving_lock_path
 from apiclub.setting_values import check_replica_url
 from apiclub.settings import Settings
+from apiclub.units import HOURS
 
 SYNC_INTERVAL = "1s"
 """How often Litestream ships new changes to the replica (its default)."""
 MONITOR_INTERVAL = "100ms"
 """How often it looks at the WAL for new frames (default 1 s). A machine loss costs up to both
 intervals; polling faster keeps the window near the sync interval (docs/reliability.md)."""
-RESTORE_TIMEOUT = 3600.0
+RESTORE_TIMEOUT = 1 * HOURS
 UNSUPPORTED_ENV = ("AWS_CA_BUNDLE",)
 """Litestream 0.5.17 fails to start any S3 replica when AWS_CA_BUNDLE is set ("unable to add
 custom RootCAs HTTPClient"): it is not passed on (the system's trust store still applies)."""

@@ -20,8 +20,8 @@ from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 
 from apiclub.compat.transports import SOCKET_TRANSPORT
+from apiclub.units import SECONDS
 
-SECONDS = 1.0
 H2_STOP_LINGER = 0.25 * SECONDS
 """How long a stopping server waits for an HTTP/2 client to close after GOAWAY: a round trip
 across continents, and short enough for a stop within a second."""

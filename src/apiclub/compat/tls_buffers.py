@@ -21,7 +21,8 @@ import asyncio.sslproto
 import threading
 from typing import Any
 
-KIB = 1024
+from apiclub.units import KIB
+
 TLS_READ_SIZE = 17 * KIB
 """Bytes per read: one full TLS record (16 KiB + 256 + 5) fits."""
 

@@ -33,10 +33,10 @@ from piccolo.querystring import QueryString
 from apiclub.db.interface import Unavailable
 from apiclub.errors import StorageError
 from apiclub.settings import redact_url
+from apiclub.units import SECONDS
 
 logger = logging.getLogger(__name__)
 
-SECONDS = 1.0
 CONNECT_TIMEOUT = 5 * SECONDS
 """Opening one connection, TLS and authentication included."""
 COMMAND_TIMEOUT = 10 * SECONDS

@@ -1,8 +1,9 @@
 """Hypercorn configuration for our two listeners.
 
-Hypercorn's `serve()` takes neither a ready-made SSLContext nor sockets (NOTES.md, Hypercorn
-0.18): this subclass hands it ours, so certificates are chosen per connection by SNI from a map
-that renewal swaps, and the sockets are the ones we bound (and reported errors for) ourselves.
+Hypercorn's `serve()` takes neither a ready-made SSLContext nor sockets (0.18 builds both
+from its config): this subclass hands it ours, so certificates are chosen per connection by SNI
+from a map that renewal swaps, and the sockets are the ones we bound (and reported errors for)
+ourselves.
 """
 
 from __future__ import annotations
@@ -20,20 +21,20 @@ from apiclub.server.json_access_log import JsonAccessLogger
 from apiclub.server.limits import ConnectionCap, RequestDeadline, connection_cap
 from apiclub.server.sockets import BACKLOG
 from apiclub.settings import ProxyNetwork, Settings
+from apiclub.units import KIB, SECONDS
 
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 """Client address first (after proxy-header trust), request line, status, bytes, seconds."""
 
 
-SECONDS = 1
-KIB = 1024
 # Limits against slow or hostile clients (documented in README "Limits"). Hypercorn's defaults
 # are kept where they match nginx's: 16 KiB of request line and headers (nginx: 4 x 8k large
 # buffers), 100 concurrent h2 streams (nginx: http2_max_concurrent_streams 128).
 KEEP_ALIVE_TIMEOUT = 5 * SECONDS
 """Idle keep-alive connections are closed after this (Hypercorn's default)."""
-READ_TIMEOUT = 30 * SECONDS
-"""A connection that sends nothing for this long is closed (Hypercorn has no default)."""
+READ_TIMEOUT = int(30 * SECONDS)
+"""A connection that sends nothing for this long is closed (Hypercorn has no default, and
+types it in whole seconds)."""
 TLS_HANDSHAKE_TIMEOUT = 10 * SECONDS
 """A TLS handshake must finish within this; Hypercorn's 60 s lets idle sockets pile up."""
 STARTUP_TIMEOUT = 600 * SECONDS

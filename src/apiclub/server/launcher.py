@@ -259,8 +259,8 @@ class Server:
             # The port-80 listener answers ACME HTTP-01 challenges from the manager's store.
             challenges = self.cert_manager.challenges if self.cert_manager else None
             redirect = RedirectApp(self.settings.domains, public_port, challenges)
-            # A small httptools server, not Hypercorn: a 301 needs no ASGI stack (6x faster
-            # here); it cuts its own connections after the grace period.
+            # A small httptools server, not Hypercorn: a 301 needs no ASGI stack (see
+            # docs/performance.md); it cuts its own connections after the grace period.
             grace = self.settings.grace_period
             cap, deadline = (
                 connection_cap(self.settings),

@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from apiclub.tls.challenges import ChallengeLookup, token_from_path
+from apiclub.units import SECONDS
 
 logger = logging.getLogger("apiclub.tls.acme")
 
-SECONDS = 1.0
 REQUEST_DEADLINE = 10 * SECONDS
 """A request (head included) must arrive within this of the connection's start."""
 MAX_THREADS = 32

@@ -21,15 +21,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from apiclub.errors import CertificateError, StorageError
-from apiclub.tls.certified import DAYS, MINUTES, YEARS, CertifiedKey, public_keys_match
+from apiclub.tls.certified import CertifiedKey, public_keys_match
 from apiclub.tls.storage import Storage
+from apiclub.units import DAY, MINUTE, YEAR
 
 ROOT_CERT_KEY = "ca/root.pem"
 ROOT_KEY_KEY = "ca/root-key.pem"
-ROOT_LIFETIME = 10 * YEARS
-LEAF_LIFETIME = 7 * DAYS
+ROOT_LIFETIME = 10 * YEAR
+LEAF_LIFETIME = 7 * DAY
 # Tolerate clients whose clock is slightly behind ours.
-BACKDATE = 1 * MINUTES
+BACKDATE = 1 * MINUTE
 # RFC 5280 4.1.2.6 / ub-common-name: a CN holds at most 64 characters.
 MAX_COMMON_NAME = 64
 

@@ -29,8 +29,8 @@ from typing import Any
 from apiclub.db.sqlite.engine import SQLiteDatabase
 from apiclub.db.sqlite.guard import DatabaseGuard
 from apiclub.errors import StorageError
+from apiclub.units import SECONDS
 
-SECONDS = 1.0
 BUSY_TIMEOUT = 30 * SECONDS
 """How long a query waits for another connection's write lock before giving up, unless the
 caller says otherwise (`Settings.db_busy_timeout`)."""
