@@ -19,7 +19,7 @@ NGINX_BASE_IMAGE ?=
 PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 comma := ,
 
-.PHONY: help install lock dev prod migrate lint fmt typecheck test test-deps clean \
+.PHONY: help install lock dev prod migrate lint fmt typecheck settings-table test test-deps clean \
 	image image-api image-nginx image-postgres up up-nginx up-scale rolling-restart down \
 	test-containers bench bench-scale bench-replicas
 
@@ -61,6 +61,9 @@ fmt: install ## Format the code and apply safe lint fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+settings-table: install ## Rewrite README's configuration table from src/apiclub/setting_table*.py
+	$(BIN)/python -m apiclub.settings_doc README.md
+
 test: lint ## Lint, then run the whole test suite (tests needing a missing tool skip, naming it)
 	$(BIN)/pytest
 
@@ -95,8 +98,11 @@ up-nginx: ## Run nginx on the host's 443/80 in front of the API (compose profile
 up-scale: ## nginx in front of API_REPLICAS replicas on PostgreSQL (profile "scale"; .env)
 	$(COMPOSE) --profile scale up -d
 
+# The services whose containers are the replicas (the script's default: api-behind-nginx).
+ROLLING_SERVICES ?=
+
 rolling-restart: ## Restart the API replicas one at a time, each healthy before the next
-	deploy/rolling-restart.sh
+	deploy/rolling-restart.sh $(ROLLING_SERVICES)
 
 down: ## Stop whichever mode runs (the data volume stays)
 	$(COMPOSE) --profile direct --profile nginx --profile scale down

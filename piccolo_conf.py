@@ -12,7 +12,7 @@ import os
 
 from piccolo.conf.apps import AppRegistry
 
-from apiclub.db.database import choose_engine
+from apiclub.db.lifecycle import choose_engine
 from apiclub.settings import Settings
 
 DB = choose_engine(Settings.from_env(os.environ))

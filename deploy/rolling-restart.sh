@@ -2,7 +2,10 @@
 # Restart the API replicas of a running compose deployment one at a time, each back healthy
 # before the next goes down, so nginx always has a replica to send requests to (profile scale).
 #
-#   deploy/rolling-restart.sh [SERVICE]        SERVICE [api-behind-nginx]
+#   deploy/rolling-restart.sh [SERVICE...]     SERVICE [api-behind-nginx]
+#
+# Several services are restarted as one set of replicas: a deployment whose replicas are
+# services of their own (tests/deploy/compose.e2e.yaml, one host port each) names them all.
 #
 # Each replica gets SIGTERM and finishes its in-flight requests (podman restart --time, as
 # compose's stop_grace_period); nginx passes the requests it refuses meanwhile to the others
@@ -27,7 +30,8 @@ fail() {
     exit 1
 }
 
-service=${1:-api-behind-nginx}
+[ "$#" -gt 0 ] || set -- api-behind-nginx
+services=$*
 podman=${PODMAN:-podman}
 project=${COMPOSE_PROJECT_NAME:-apiclub}
 stop_timeout=${ROLLING_STOP_TIMEOUT:-30}
@@ -37,14 +41,18 @@ for value in "$stop_timeout" "$health_timeout" "$settle"; do
     case $value in '' | *[!0-9]*) fail "timeouts are whole seconds, got '$value'" ;; esac
 done
 
-replicas=$("$podman" ps \
-    --filter "label=io.podman.compose.project=$project" \
-    --filter "label=io.podman.compose.service=$service" \
-    --format '{{.Names}}') || fail "'$podman ps' failed: is podman installed, and are you the user that runs the containers?"
-replicas=$(printf '%s\n' "$replicas" | sort)
+replicas=
+for service in "$@"; do
+    found=$("$podman" ps \
+        --filter "label=io.podman.compose.project=$project" \
+        --filter "label=io.podman.compose.service=$service" \
+        --format '{{.Names}}') || fail "'$podman ps' failed: is podman installed, and are you the user that runs the containers?"
+    replicas=$(printf '%s\n%s\n' "$replicas" "$found")
+done
+replicas=$(printf '%s\n' "$replicas" | grep . | sort || true)
 count=$(printf '%s\n' "$replicas" | grep -c . || true)
 if [ "$count" -lt 2 ]; then
-    fail "$count running replica(s) of $service in project $project: a rolling restart needs 2 or more (API_REPLICAS in .env), or requests fail while the only one restarts"
+    fail "$count running replica(s) of $services in project $project: a rolling restart needs 2 or more (API_REPLICAS in .env), or requests fail while the only one restarts"
 fi
 
 wait_healthy() {
@@ -58,7 +66,7 @@ wait_healthy() {
     done
 }
 
-log "restarting $count replicas of $service one at a time"
+log "restarting $count replicas of $services one at a time"
 for name in $replicas; do
     log "$name: restarting (up to ${stop_timeout}s for in-flight requests)"
     "$podman" restart --time "$stop_timeout" "$name" >/dev/null

@@ -19,14 +19,18 @@ BANNER = re.compile(r"apiclub serving https://localhost:(\d+)/")
 
 
 def start_apiclub(
-    *args: str, data_dir: Path, stderr: IO[str] | int = subprocess.PIPE
+    *args: str,
+    data_dir: Path,
+    stderr: IO[str] | int = subprocess.PIPE,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[str]:
-    """Start `python -m apiclub ARGS` with only our data directory configured."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("APICLUB_", "DB_FILE"))}
-    env["APICLUB_DATA_DIR"] = str(data_dir)
+    """Start `python -m apiclub ARGS` with only our data directory (and `env`) configured."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("APICLUB_", "DB_FILE"))}
+    environment["APICLUB_DATA_DIR"] = str(data_dir)
+    environment.update(env or {})
     return subprocess.Popen(
         [sys.executable, "-m", "apiclub", *args],
-        env=env,
+        env=environment,
         text=True,
         stdout=subprocess.PIPE,
         stderr=stderr,
@@ -34,10 +38,10 @@ def start_apiclub(
 
 
 def run_apiclub(
-    *args: str, data_dir: Path, timeout: float = 60
+    *args: str, data_dir: Path, timeout: float = 60, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run `apiclub ARGS` to completion."""
-    process = start_apiclub(*args, data_dir=data_dir)
+    process = start_apiclub(*args, data_dir=data_dir, env=env)
     stdout, stderr = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
@@ -62,7 +66,7 @@ class Served:
 
 
 @contextmanager
-def served(data_dir: Path, *extra: str) -> Iterator[Served]:
+def served(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[Served]:
     """`apiclub serve` on a free HTTPS port with the redirect listener off, local CA.
 
     Its stderr goes to a file, not a pipe: a busy server's access log would fill a pipe
@@ -78,6 +82,7 @@ def served(data_dir: Path, *extra: str) -> Iterator[Served]:
             *extra,
             data_dir=data_dir,
             stderr=stderr,
+            env=env,
         )
         assert process.stdout is not None
         line = process.stdout.readline()

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from apiclub.db import SQLiteDatabase
+from apiclub.db.lifecycle import choose_engine
 from apiclub.errors import ConfigError
 from apiclub.settings import (
     DEFAULT_DOMAINS,
@@ -418,3 +420,31 @@ def test_bad_request_limits_are_refused_naming_the_key(
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         Settings.from_env(environ)
+
+
+def test_the_sqlite_busy_timeout_is_read_and_reaches_the_engine(tmp_path: Path) -> None:
+    assert Settings().db_busy_timeout == 30.0
+    settings = Settings.from_env(
+        {"APICLUB_DB_BUSY_TIMEOUT": "0.25", "APICLUB_DATA_DIR": str(tmp_path / "data")}
+    )
+    assert settings.db_busy_timeout == 0.25
+    engine = choose_engine(settings)
+    assert isinstance(engine, SQLiteDatabase)
+    try:
+        assert engine.connection_kwargs["timeout"] == 0.25  # sqlite3.connect's busy timeout
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("0", "APICLUB_DB_BUSY_TIMEOUT=0.0 is not a number of seconds above 0"),
+        ("nan", "APICLUB_DB_BUSY_TIMEOUT=nan is not a number of seconds above 0"),
+        ("7200", "APICLUB_DB_BUSY_TIMEOUT=7200.0 is not a number of seconds above 0"),
+        ("abc", "APICLUB_DB_BUSY_TIMEOUT='abc' is not a number of seconds"),
+    ],
+)
+def test_a_bad_busy_timeout_is_refused_naming_the_key(raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env({"APICLUB_DB_BUSY_TIMEOUT": raw})

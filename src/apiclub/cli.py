@@ -25,6 +25,7 @@ from apiclub.cli_tokens import add_tokens_commands
 from apiclub.env_file import read_env_file
 from apiclub.errors import ApiclubError, ConfigError
 from apiclub.ops.check_command import add_check_command
+from apiclub.setting_table import SETTINGS
 from apiclub.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,85 +33,9 @@ if TYPE_CHECKING:
     from apiclub.tls.challenges import ChallengeLookup
     from apiclub.tls.issuers import Http01Listener
 
-# (flag, environment variable, help); each flag's value is handed to Settings.from_env under
-# its variable's name, so flags and variables share one parser and one set of error messages.
-SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
-    ("--host", "APICLUB_HOST", "address to bind (default 127.0.0.1; 0.0.0.0 or :: for all)"),
-    ("--https-port", "APICLUB_HTTPS_PORT", "HTTPS port (default 8443; 0 picks a free one)"),
-    ("--http-port", "APICLUB_HTTP_PORT", "HTTP redirect port (default 8080; 0 turns it off)"),
-    ("--public-https-port", "APICLUB_PUBLIC_HTTPS_PORT", "HTTPS port named in redirects"),
-    ("--domain", "APICLUB_DOMAINS", "a name to serve; repeat or comma-separate"),
-    ("--data-dir", "APICLUB_DATA_DIR", "database, CA and certificates (default ./data)"),
-    ("--db-file", "DB_FILE_PATH", "SQLite file (default <data dir>/api.db)"),
-    ("--tls", "APICLUB_TLS", "auto, acme, internal, files or off (default auto)"),
-    ("--cert-file", "APICLUB_CERT_FILE", "certificate chain (PEM) for --tls files"),
-    ("--key-file", "APICLUB_KEY_FILE", "private key (PEM) for --tls files"),
-    ("--max-body-size", "APICLUB_MAX_BODY_SIZE", "largest request body in bytes (default 1 MiB)"),
-    ("--grace-period", "APICLUB_GRACE_PERIOD", "seconds to finish requests on stop (default 10)"),
-    ("--log-level", "APICLUB_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR (default INFO)"),
-    (
-        "--trusted-proxy",
-        "APICLUB_TRUSTED_PROXIES",
-        "a proxy address or CIDR whose X-Forwarded-* headers count; repeat or comma-separate",
-    ),
-    ("--acme-directory", "APICLUB_ACME_DIRECTORY", "ACME directory URL (default Let's Encrypt)"),
-    ("--acme-email", "APICLUB_ACME_EMAIL", "contact e-mail of the ACME account"),
-    ("--acme-ca-bundle", "APICLUB_ACME_CA_BUNDLE", "CA file trusted for a private ACME server"),
-    ("--acme-agree-tos", "APICLUB_ACME_AGREE_TOS", "agree to the ACME server's terms of service"),
-    ("--manage-certs", "APICLUB_MANAGE_CERTS", "with --tls off, keep certificates for a proxy"),
-    ("--hsts", "APICLUB_HSTS", "Strict-Transport-Security: auto (public ACME names), on, off"),
-    ("--hsts-max-age", "APICLUB_HSTS_MAX_AGE", "HSTS max-age in seconds (default a year)"),
-    ("--rate-limit", "APICLUB_RATE_LIMIT", "requests per client address, e.g. 100/minute"),
-    ("--workers", "APICLUB_WORKERS", "server processes sharing the sockets (default 1)"),
-    (
-        "--database-url",
-        "APICLUB_DATABASE_URL",
-        "postgresql://user:password@host:port/db instead of SQLite; a password here shows in "
-        "`ps`: prefer the variable or --database-url-file",
-    ),
-    (
-        "--auth",
-        "APICLUB_AUTH",
-        "bearer tokens for: auto (writes if a name is public), off, writes, all",
-    ),
-    ("--acme-profile", "APICLUB_ACME_PROFILE", "ACME certificate profile, e.g. shortlived"),
-    ("--acme-eab-kid", "APICLUB_ACME_EAB_KID", "External Account Binding key id from the CA"),
-    (
-        "--acme-eab-hmac-key-file",
-        "APICLUB_ACME_EAB_HMAC_KEY_FILE",
-        "file holding the EAB HMAC key (a secret: never on the command line)",
-    ),
-    ("--backup-dir", "APICLUB_BACKUP_DIR", "where snapshots go (default backups/ beside data)"),
-    ("--backup-every", "APICLUB_BACKUP_EVERY", "take a snapshot this often while serving (1h)"),
-    ("--backup-keep", "APICLUB_BACKUP_KEEP", "scheduled snapshots kept (default 24)"),
-    (
-        "--replicate",
-        "APICLUB_REPLICATE",
-        "Litestream replica URL: file:///path, s3://bucket/path?endpoint=..., sftp://...",
-    ),
-    (
-        "--replicate-env-file",
-        "APICLUB_REPLICATE_ENV_FILE",
-        "NAME=value lines for Litestream's environment (S3 keys), never on the command line",
-    ),
-    ("--metrics-port", "APICLUB_METRICS_PORT", "/metrics, /livez, /readyz port (default 0: off)"),
-    ("--metrics-host", "APICLUB_METRICS_HOST", "admin listener address (default 127.0.0.1)"),
-    ("--log-format", "APICLUB_LOG_FORMAT", "text or json (one JSON object per line)"),
-    (
-        "--metrics-token-file",
-        "APICLUB_METRICS_TOKEN_FILE",
-        "file holding the bearer token /metrics asks for (needed off loopback)",
-    ),
-    ("--env-file", "APICLUB_ENV_FILE", "KEY=VALUE settings file, read again at each reload"),
-    ("--request-timeout", "APICLUB_REQUEST_TIMEOUT", "seconds for a request to arrive (30)"),
-    ("--request-min-rate", "APICLUB_REQUEST_MIN_RATE", "bytes/s extending it (default 1024)"),
-    ("--request-max-time", "APICLUB_REQUEST_MAX_TIME", "seconds at most, any rate (120)"),
-    ("--max-connections", "APICLUB_MAX_CONNECTIONS", "open connections per process (0: auto)"),
-    ("--database-url-file", "APICLUB_DATABASE_URL_FILE", "a file holding the database URL"),
-)
-REPEATABLE = frozenset({"--domain", "--trusted-proxy"})
-SWITCHES = frozenset({"--acme-agree-tos", "--manage-certs"})
-"""Flags that take no value: given means "1"."""
+# Each flag's value is handed to Settings.from_env under its variable's name, so flags and
+# variables share one parser and one set of error messages; both come from `setting_table`.
+FLAGGED = tuple(spec for spec in SETTINGS if spec.option is not None)
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -154,18 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     `backup`, `check`."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (each also read from its environment variable)")
-    for flag, env, text in SETTING_FLAGS:
-        if flag in SWITCHES:
+    for spec in FLAGGED:
+        env, flag = spec.env, str(spec.option)  # FLAGGED holds only specs with a flag
+        if spec.switch:
             group.add_argument(
-                flag, dest=env, help=f"{text} [{env}=1]", action="store_const", const="1"
+                flag,
+                dest=env,
+                help=f"{spec.help} [{env}=1]",
+                action="store_const",
+                const="1",
             )
             continue
         group.add_argument(
             flag,
             dest=env,
             metavar="VALUE",
-            help=f"{text} [{env}]",
-            action="append" if flag in REPEATABLE else "store",
+            help=f"{spec.help} [{env}]",
+            action="append" if spec.repeat else "store",
         )
     parser = argparse.ArgumentParser(
         prog="apiclub", description="A tasks API that serves itself over HTTPS."
@@ -236,10 +166,10 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
 def flag_values(args: argparse.Namespace) -> dict[str, str]:
     """The flags given on the command line, keyed by their environment variable."""
     values: dict[str, str] = {}
-    for _, env, _ in SETTING_FLAGS:
-        value = getattr(args, env, None)
+    for spec in FLAGGED:
+        value = getattr(args, spec.env, None)
         if value is not None:
-            values[env] = ",".join(value) if isinstance(value, list) else value
+            values[spec.env] = ",".join(value) if isinstance(value, list) else value
     return values
 
 

@@ -1,13 +1,14 @@
 """A tiny observer hook: `db/`, `tls/` and `api/` say what happened, `ops/` counts it.
 
-The layering (DESIGN.md) keeps `db/` and `tls/` free of Prometheus and of server code, yet the
-metrics need their numbers (group-commit batch sizes, renewal outcomes). So those layers call
-`emit("event", field=value)` and whoever subscribed (the metrics of `apiclub.ops`) turns the
-event into samples. With nobody subscribed an `emit` is one function call and an empty loop.
+The layering (docs/architecture.md) keeps `db/` and `tls/` free of Prometheus and of server
+code, yet the metrics need their numbers (group-commit batch sizes, renewal outcomes). So those
+layers call `emit("event", field=value)` and whoever subscribed (the metrics of `apiclub.ops`)
+turns the event into samples. With nobody subscribed an `emit` is one function call and an
+empty loop.
 
 Events and their fields (the contract between emitters and `ops.metrics`):
 - `db.commit`: `batch` (writes in one transaction), `seconds` (BEGIN to COMMIT).
-- `db.unavailable`: `reason` (a short fixed text: "busy", "read-only", ...).
+- `db.unavailable`: `reason`: "busy" or "unavailable" (`db.interface.Unavailable.kind`).
 - `tls.handshake`: (none) a TLS handshake reached certificate choice (SNI callback).
 - `cert.renewal`: `name`, `ok` (bool), `failures` (consecutive, after this attempt),
   `seconds` (the order's duration), `at` (unix time of the attempt).

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from apiclub.errors import ConfigError
 from apiclub.setting_values import LETS_ENCRYPT_STAGING_DIRECTORY, TlsMode, check_replica_url
+from apiclub.units import DAYS
 
 if TYPE_CHECKING:
     from apiclub.settings import Settings
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 def check_backups(self: Settings) -> None:
     """The backup and replication settings fit together."""
-    if self.backup_every is not None and not 1 <= self.backup_every <= 366 * 86400:
+    if self.backup_every is not None and not 1 <= self.backup_every <= 366 * DAYS:
         raise ConfigError(
             f"APICLUB_BACKUP_EVERY={self.backup_every!r} is not a duration from 1 s to a "
             "year: give e.g. 1h"

@@ -14,23 +14,19 @@ from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
 from apiclub.errors import ConfigError
-
-KIB = 1024
-MIB = 1024 * KIB
-SECONDS = 1.0
-DAYS = 86400  # in whole seconds, as HSTS max-age counts them
+from apiclub.units import DAYS, HOURS, MINUTES, SECONDS
 
 # One year, the shorter of the two common advices: hstspreload.org and internet.nl ask for at
 # least a year; Mozilla's generator sends two. HSTS is on by default here while Caddy keeps it
 # off because a browser that noted it cannot be told to forget before max-age runs out.
-HSTS_MAX_AGE = 365 * DAYS
-RATE_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+HSTS_MAX_AGE = int(365 * DAYS)  # whole seconds, as max-age counts them (RFC 6797 6.1.1)
+RATE_UNITS = {"second": 1, "minute": int(MINUTES), "hour": int(HOURS), "day": int(DAYS)}
 """Window lengths in seconds of the units a rate limit may use (those Litestar's limiter has)."""
 
 MAX_WORKERS = 64
-MAX_GRACE_PERIOD = 3600 * SECONDS
+MAX_GRACE_PERIOD = 1 * HOURS
 """Longest stop a setting may ask for; past it timers overflow (and no stop should take longer)."""
-MAX_REQUEST_SECONDS = 3600 * SECONDS
+MAX_REQUEST_SECONDS = 1 * HOURS
 """The longest APICLUB_REQUEST_TIMEOUT / APICLUB_REQUEST_MAX_TIME: an hour to send a request."""
 DATABASE_SCHEMES = frozenset({"postgresql", "postgres"})
 _PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
@@ -285,7 +281,7 @@ def read_secret_file(key: str, raw: str) -> str:
     return text.splitlines()[0].strip()
 
 
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DURATION_UNITS = {"s": SECONDS, "m": MINUTES, "h": HOURS, "d": DAYS}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
 REPLICA_SCHEMES = frozenset({"file", "s3", "sftp"})
 

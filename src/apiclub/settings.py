@@ -2,7 +2,11 @@
 
 Nothing here reads the environment by itself: callers pass a mapping, so tests and the CLI
 decide what counts. The values each setting takes, and their parsers, live in
-`setting_values`; this module assembles them and checks how they fit together.
+`setting_values`; which variable and flag fill which field, with which parser and help, is
+`setting_table`'s (the flags and the README's table are made from it); this module holds the
+fields and checks how they fit together. A new setting: a field with a docstring naming its
+variable here, a `SettingSpec` at the end of `setting_table_ops.OPERATIONS`, a check in
+`__post_init__`, then `make settings-table`.
 """
 
 from __future__ import annotations
@@ -17,14 +21,11 @@ from apiclub.setting_checks import check_acme, check_backups
 from apiclub.setting_values import (
     DEFAULT_DOMAINS,
     HSTS_MAX_AGE,
-    KIB,
     LETS_ENCRYPT_DIRECTORY,
     LETS_ENCRYPT_STAGING_DIRECTORY,
     MAX_GRACE_PERIOD,
     MAX_REQUEST_SECONDS,
     MAX_WORKERS,
-    MIB,
-    SECONDS,
     AuthMode,
     HstsMode,
     ProxyNetwork,
@@ -38,6 +39,7 @@ from apiclub.setting_values import (
     redact_url,
 )
 from apiclub.settings_env import values_from_env
+from apiclub.units import KIB, MIB, SECONDS
 
 __all__ = [
     "DEFAULT_DOMAINS",
@@ -185,6 +187,9 @@ class Settings:
     """A file holding the PostgreSQL URL (APICLUB_DATABASE_URL_FILE), read into
     `database_url` at start: a password neither on a command line (`ps` shows it) nor in the
     environment (a container secret, systemd's `LoadCredential=`)."""
+    db_busy_timeout: float = 30 * SECONDS
+    """Seconds an SQLite write waits for another process's write lock (APICLUB_DB_BUSY_TIMEOUT:
+    `--workers`, `apiclub migrate`, a backup) before the request answers 503 "busy"."""
 
     def __post_init__(self) -> None:
         ports = (("APICLUB_HTTPS_PORT", self.https_port), ("APICLUB_HTTP_PORT", self.http_port))
@@ -254,6 +259,11 @@ class Settings:
             raise ConfigError(
                 f"APICLUB_MAX_CONNECTIONS={self.max_connections!r} must not be negative "
                 "(0 derives it from the open-file limit)"
+            )
+        if not 0 < self.db_busy_timeout <= MAX_REQUEST_SECONDS:  # also refuses nan
+            raise ConfigError(
+                f"APICLUB_DB_BUSY_TIMEOUT={self.db_busy_timeout!r} is not a number of seconds "
+                f"above 0 and at most {MAX_REQUEST_SECONDS:.0f}"
             )
 
     @property

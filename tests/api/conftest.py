@@ -28,6 +28,9 @@ __all__ = ["postgres", "postgres_url"]  # fixtures the `settings` fixture asks f
 
 MAX_BODY_SIZE = 4096
 ENGINES = ("sqlite", "postgres")
+MAX_TASK_ID = {"sqlite": 2**63 - 1, "postgres": 2**31 - 1}
+"""The largest id each engine's `id` column holds: SQLite's 64-bit rowid, PostgreSQL's `serial`
+(a 32-bit `integer`, as the first migration creates it)."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,6 +60,12 @@ def database(request: pytest.FixtureRequest) -> str | None:
         return None
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def max_task_id(database: str | None) -> int:
+    """The largest task id of the engine under test (`MAX_TASK_ID`)."""
+    return MAX_TASK_ID["sqlite" if database is None else "postgres"]
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from httpx import Response
 
 from apiclub import __version__
 from apiclub.api import create_app
-from apiclub.db import bind_engine, create_engine
-from apiclub.db.guard import DatabaseGuard
-from apiclub.db.sqlite_engine import SQLiteDatabase
+from apiclub.db import bind_engine, create_sqlite_engine
+from apiclub.db.sqlite.engine import SQLiteDatabase
+from apiclub.db.sqlite.guard import DatabaseGuard
 from apiclub.settings import MIB, Settings
 from tests.api.conftest import serve
 
@@ -57,7 +57,7 @@ async def test_unexpected_error_is_500_without_details(
 async def test_write_blocked_past_the_busy_timeout_is_503(
     client: Client, settings: Settings
 ) -> None:
-    bind_engine(create_engine(settings.database_path, busy_timeout=0.2))
+    bind_engine(create_sqlite_engine(settings.database_path, busy_timeout=0.2))
     with write_lock_held(settings.database_path):
         response = await client.post("/task/", json={"name": "waits too long"})
         assert response.status_code == 503

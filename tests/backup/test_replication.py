@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from apiclub.db.database import choose_engine
-from apiclub.db.engine import create_engine
+from apiclub.db.lifecycle import choose_engine
+from apiclub.db.sqlite import create_sqlite_engine
 from apiclub.settings import Settings
 from tests.backup.helpers import WriteLoad, integrity, listing, require_tool, task_ids
 from tests.backup.s3server import s3_server
@@ -189,7 +189,7 @@ def test_a_replicated_database_leaves_checkpoints_to_litestream(tmp_path: Path) 
 
 
 def test_an_unreplicated_database_checkpoints_itself(tmp_path: Path) -> None:
-    assert _autocheckpoint(create_engine(tmp_path / "api.db")) == 1000
+    assert _autocheckpoint(create_sqlite_engine(tmp_path / "api.db")) == 1000
     assert _autocheckpoint(choose_engine(Settings(data_dir=tmp_path / "x"))) == 1000
 
 

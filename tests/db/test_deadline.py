@@ -10,9 +10,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from apiclub.db import Postgres, bind_engine, create_engine, unavailable_reason
-from apiclub.db.deadline import interrupted
+from apiclub.db import Postgres, bind_engine, create_sqlite_engine, unavailable_reason
 from apiclub.db.search import MAX_TRIGRAMS, name_filters
+from apiclub.db.sqlite.deadline import interrupted
 from apiclub.db.tables import Task
 from tests.postgres import postgres, postgres_url
 
@@ -32,7 +32,7 @@ BOUND = 10.0  # seconds a test waits before calling the read unbounded
 async def test_sqlite_read_past_its_deadline_is_interrupted_and_the_reader_serves_again(
     tmp_path: Path,
 ) -> None:
-    engine = create_engine(tmp_path / "api.db")
+    engine = create_sqlite_engine(tmp_path / "api.db")
     engine.read_deadline = 0.2
     bind_engine(engine)
     try:
@@ -49,7 +49,7 @@ async def test_sqlite_read_past_its_deadline_is_interrupted_and_the_reader_serve
 
 
 async def test_sqlite_read_within_its_deadline_is_answered(tmp_path: Path) -> None:
-    engine = create_engine(tmp_path / "api.db")
+    engine = create_sqlite_engine(tmp_path / "api.db")
     bind_engine(engine)
     try:
         rows = await engine.read_snapshot(Task.raw(COUNT_TO_1000))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from apiclub.db import create_engine
+from apiclub.db import create_sqlite_engine
 from tests.processes import run_apiclub
 
 
@@ -42,7 +42,7 @@ def test_apiclub_migrate_makes_the_data_dir_0700_and_the_database_0600(tmp_path:
 @pytest.mark.usefixtures("open_umask")
 def test_the_engine_makes_new_directories_0700_and_its_files_0600(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "api.db"
-    engine = create_engine(path)
+    engine = create_sqlite_engine(path)
     try:
         assert mode(tmp_path / "a") == mode(path.parent) == 0o700
         assert mode(path) == 0o600
@@ -55,7 +55,7 @@ def test_the_engine_makes_new_directories_0700_and_its_files_0600(tmp_path: Path
 @pytest.mark.usefixtures("open_umask")
 def test_a_database_left_0644_by_an_older_version_is_made_0600(tmp_path: Path) -> None:
     path = tmp_path / "api.db"
-    create_engine(path).close()
+    create_sqlite_engine(path).close()
     path.chmod(0o644)
-    create_engine(path).close()
+    create_sqlite_engine(path).close()
     assert mode(path) == 0o600

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from apiclub.db.group_commit import GroupCommitWriter
+from apiclub.db.sqlite.group_commit import GroupCommitWriter
 
 pytestmark = pytest.mark.anyio
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from apiclub.db import DatabaseFileError, bind_engine, create_engine
-from apiclub.db.guard import DatabaseGuard
+from apiclub.db import DatabaseFileError, bind_engine, create_sqlite_engine
+from apiclub.db.sqlite.guard import DatabaseGuard
 from apiclub.db.tables import Task
 
 pytestmark = pytest.mark.anyio
@@ -67,7 +67,7 @@ def test_a_replaced_file_fails_and_the_same_file_back_passes(
 
 async def test_engine_connections_never_create_a_new_database(tmp_path: Path) -> None:
     path = tmp_path / "api.db"
-    bind_engine(create_engine(path))
+    bind_engine(create_sqlite_engine(path))
     assert await Task.raw("SELECT 1 AS one") == [{"one": 1}]
     path.unlink()
     with pytest.raises(DatabaseFileError):

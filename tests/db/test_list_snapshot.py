@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from piccolo.columns.combination import WhereRaw
 
-from apiclub.db import bind_engine, close_database, open_database, sqlite_engine, tasks
+from apiclub.db import bind_engine, close_database, open_database, tasks
+from apiclub.db.sqlite import engine as sqlite_engine
 from apiclub.settings import Settings
 from tests.postgres import postgres, postgres_url
 

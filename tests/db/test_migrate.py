@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from apiclub.db import create_engine, default_lock_path, migrate
+from apiclub.db import create_sqlite_engine, default_lock_path, migrate
 from apiclub.errors import MigrationError, StorageError
 from tests.db.helpers import broken_migrations
 from tests.db.migrations import MIGRATION_IDS, RECORDED
@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 MIGRATE_SCRIPT = """
 import asyncio, sys
 from pathlib import Path
-from apiclub.db import create_engine, migrate
-print(asyncio.run(migrate(create_engine(Path(sys.argv[1])))))
+from apiclub.db import create_sqlite_engine, migrate
+print(asyncio.run(migrate(create_sqlite_engine(Path(sys.argv[1])))))
 """
 
 
@@ -60,7 +60,7 @@ def run_piccolo_forwards(path: Path) -> subprocess.CompletedProcess[str]:
 
 async def test_applies_pending_migrations_once(tmp_path: Path) -> None:
     path = tmp_path / "api.db"
-    engine = create_engine(path)
+    engine = create_sqlite_engine(path)
     assert await migrate(engine, default_lock_path(path)) == MIGRATION_IDS
     assert await migrate(engine, default_lock_path(path)) == []
     assert recorded(path) == RECORDED
@@ -71,7 +71,7 @@ async def test_applies_pending_migrations_once(tmp_path: Path) -> None:
 
 async def test_piccolo_cli_agrees_with_migrate(tmp_path: Path) -> None:
     path = tmp_path / "api.db"
-    await migrate(create_engine(path))
+    await migrate(create_sqlite_engine(path))
     result = run_piccolo_forwards(path)
     assert result.returncode == 0, result.stderr
     assert "No migrations need to be run" in result.stdout
@@ -82,7 +82,7 @@ async def test_migrate_agrees_with_piccolo_cli(tmp_path: Path) -> None:
     path = tmp_path / "api.db"
     result = run_piccolo_forwards(path)
     assert result.returncode == 0, result.stderr
-    assert await migrate(create_engine(path)) == []
+    assert await migrate(create_sqlite_engine(path)) == []
     assert recorded(path) == RECORDED
 
 
@@ -118,7 +118,7 @@ async def test_failed_migration_names_it_and_rolls_it_back(
     broken_id = broken_migrations(tmp_path / "migrations", monkeypatch)
     path = tmp_path / "api.db"
     with pytest.raises(MigrationError) as caught:
-        await migrate(create_engine(path))
+        await migrate(create_sqlite_engine(path))
     assert str(caught.value) == (
         f"migration {broken_id} of apiclub failed: table task already exists; "
         "fix the migration or restore the database"
@@ -131,14 +131,14 @@ async def test_failed_migration_names_it_and_rolls_it_back(
 async def test_lock_must_not_be_the_database(tmp_path: Path) -> None:
     path = tmp_path / "api.db"
     with pytest.raises(ValueError, match="must not be the database file"):
-        await migrate(create_engine(path), path)
+        await migrate(create_sqlite_engine(path), path)
 
 
 async def test_unwritable_lock_is_a_storage_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(StorageError, match=f"cannot create the migration lock {blocker}"):
-        await migrate(create_engine(tmp_path / "api.db"), blocker / "x.lock")
+        await migrate(create_sqlite_engine(tmp_path / "api.db"), blocker / "x.lock")
 
 
 async def test_unloadable_migration_is_a_migration_error(
@@ -150,4 +150,4 @@ async def test_unloadable_migration_is_a_migration_error(
     with pytest.raises(
         MigrationError, match=f"cannot load the migrations of apiclub from {folder}"
     ):
-        await migrate(create_engine(tmp_path / "api.db"))
+        await migrate(create_sqlite_engine(tmp_path / "api.db"))

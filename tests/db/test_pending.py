@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from apiclub.db import Postgres, bind_engine, close_database, create_engine, migrate
+from apiclub.db import Postgres, bind_engine, close_database, create_sqlite_engine, migrate
 from apiclub.db.pending import APP_NAME, migration_ids, migrations_folder, pending_migrations
 from apiclub.db.piccolo_app import APP_CONFIG
 from apiclub.errors import MigrationError
@@ -97,19 +97,19 @@ def test_the_fast_path_reads_the_app_piccolo_reads(monkeypatch: pytest.MonkeyPat
 
 
 async def test_sqlite_all_applied_is_nothing_pending(tmp_path: Path) -> None:
-    await migrate(create_engine(tmp_path / "api.db"))
+    await migrate(create_sqlite_engine(tmp_path / "api.db"))
     assert await pending_migrations() == []
 
 
 async def test_sqlite_a_missing_row_is_pending(tmp_path: Path) -> None:
     path = tmp_path / "api.db"
-    await migrate(create_engine(path))
+    await migrate(create_sqlite_engine(path))
     forget_sqlite(path, MIGRATION_IDS[-1])
     assert await pending_migrations() == [MIGRATION_IDS[-1]]
 
 
 async def test_sqlite_no_migration_table_is_unsure(tmp_path: Path) -> None:
-    bind_engine(create_engine(tmp_path / "api.db"))
+    bind_engine(create_sqlite_engine(tmp_path / "api.db"))
     assert await pending_migrations() is None
 
 
@@ -152,7 +152,7 @@ async def test_a_new_migration_after_the_fast_path_still_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "api.db"
-    assert await migrate(create_engine(path)) == MIGRATION_IDS
+    assert await migrate(create_sqlite_engine(path)) == MIGRATION_IDS
     broken_migrations(tmp_path / "migrations", monkeypatch)  # the real ones plus a new one
     with pytest.raises(MigrationError, match=f"migration {BROKEN_ID} of apiclub failed"):
-        await migrate(create_engine(path))
+        await migrate(create_sqlite_engine(path))

@@ -11,7 +11,7 @@ import piccolo_migrations
 import pytest
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
-from apiclub.db import create_engine, migrate, tasks, write_transaction
+from apiclub.db import create_sqlite_engine, migrate, tasks, write_transaction
 from apiclub.db.piccolo_app import APP_CONFIG
 
 pytestmark = pytest.mark.anyio
@@ -63,7 +63,7 @@ async def search(name: str) -> tuple[list[int], int]:
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Path]:
     path = tmp_path / "api.db"
-    await migrate(create_engine(path))
+    await migrate(create_sqlite_engine(path))
     for name in NAMES:
         await tasks.create_task(name)
     yield path
@@ -174,7 +174,7 @@ async def test_migration_backfills_a_database_that_has_rows(
     path = tmp_path / "api.db"
     with monkeypatch.context() as patched:
         only_initial_migration(tmp_path / "initial", patched)
-        assert len(await migrate(create_engine(path))) == 1
+        assert len(await migrate(create_sqlite_engine(path))) == 1
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.executemany(
             "INSERT INTO task (name, created_at) VALUES (?, '2026-11-25 17:00:00+00:00')",
@@ -183,7 +183,7 @@ async def test_migration_backfills_a_database_that_has_rows(
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert "task_name_fts" not in tables
 
-    assert (await migrate(create_engine(path)))[0] == "2026-11-25T20:40:00:000000"
+    assert (await migrate(create_sqlite_engine(path)))[0] == "2026-11-25T20:40:00:000000"
     assert stored_count(path) == len(NAMES)
     fts_integrity_check(path)
     assert await search("buy") == ([1, 2, 3], 3)
@@ -192,7 +192,7 @@ async def test_migration_backfills_a_database_that_has_rows(
 
 
 async def test_migration_runs_backwards_and_forwards_again(database: Path) -> None:
-    engine = create_engine(database)
+    engine = create_sqlite_engine(database)
     await migrate(engine)
     migration = importlib.import_module(f"piccolo_migrations.{SEARCH_MIGRATION}")
 

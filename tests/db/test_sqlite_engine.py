@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from apiclub.db import bind_engine, create_engine, migrate, tasks
-from apiclub.db.sqlite_engine import READERS, SQLiteDatabase
+from apiclub.db import bind_engine, create_sqlite_engine, migrate, tasks
+from apiclub.db.sqlite.engine import READERS, SQLiteDatabase
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> SQLiteDatabase:
-    engine = create_engine(tmp_path / "api.db")
+    engine = create_sqlite_engine(tmp_path / "api.db")
     await migrate(engine)
     bind_engine(engine)
     return engine
@@ -72,7 +72,7 @@ async def test_a_page_and_its_total_agree_while_writes_land(engine: SQLiteDataba
 
 async def test_close_commits_the_queued_writes_and_ends_the_threads(tmp_path: Path) -> None:
     path = tmp_path / "api.db"
-    engine = create_engine(path)
+    engine = create_sqlite_engine(path)
     await migrate(engine)
     bind_engine(engine)
     writes = [asyncio.ensure_future(tasks.create_task(f"queued {i}")) for i in range(30)]

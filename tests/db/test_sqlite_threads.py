@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from apiclub.db.sqlite_threads import ConnectionPool, ConnectionThread
+from apiclub.db.sqlite.threads import ConnectionPool, ConnectionThread
 
 pytestmark = pytest.mark.anyio
 

@@ -9,6 +9,10 @@ No registry is reachable here, so the base image is made locally (debootstrap, t
 it too, apt reaching Debian's mirror); tests/deploy/containers.conf holds the podman settings
 these machines need; tests/deploy/compose.e2e.yaml puts every service on the host's network
 with loopback high ports, one port per API replica.
+
+The deploys of issue #15 run under its load (tests/reliability/deploy_load.py: 4 clients, a new
+verified TLS connection per request): HUP inside the direct container, and `make
+rolling-restart` of the scale profile's replicas behind nginx, with its all-at-once twin.
 """
 
 from __future__ import annotations
@@ -31,7 +35,13 @@ import httpx
 import pytest
 
 from tests.deploy.helpers import DOMAINS, REPO, free_ports
-from tests.reliability.deploy_load import assert_no_loss, run_load
+from tests.reliability.deploy_load import (
+    LoadResult,
+    assert_no_loss,
+    assert_no_loss_in,
+    assert_writes_kept,
+    run_load,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -71,6 +81,7 @@ def podman_env() -> dict[str, str]:
         "HTTPS_PORT",
         "HTTP_PORT",
         "PUBLISH_ADDRESS",
+        "ROLLING_",
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith(leaks)}
     return {**env, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
@@ -526,6 +537,122 @@ def test_scale_mode_balances_replicas_on_postgres_and_survives_losing_one(
             response = project.get(client, DOMAINS[0], f"/task/{expected['id']}")
             assert response.json() == expected
     assert tasks_in_postgres(project) == [expected["name"] for expected in written]
+
+
+REPLICAS = ("api-behind-nginx", "api-behind-nginx-2")
+"""The scale profile's replicas under the e2e override: a service each (one port each)."""
+
+
+def task_ids_in_postgres(project: Project) -> set[int]:
+    """The task ids in PostgreSQL itself: where every acknowledged write must be."""
+    rows = run(
+        "podman",
+        "exec",
+        "--user",
+        "postgres",
+        project.container("postgres"),
+        "psql",
+        "--host=/tmp",
+        "--dbname=apiclub",
+        "--no-align",
+        "--tuples-only",
+        "--command=SELECT id FROM task",
+    )
+    return {int(row) for row in rows.stdout.split()}
+
+
+def started_at(project: Project) -> dict[str, str]:
+    """When each replica's container last started: a restart changes it."""
+    return {
+        service: run(
+            "podman", "inspect", "--format", "{{.State.StartedAt}}", project.container(service)
+        ).stdout.strip()
+        for service in REPLICAS
+    }
+
+
+def scale_under_load(project: Project, deploy: Callable[[], None], label: str) -> LoadResult:
+    """Profile scale up and ready, then the load through nginx across `deploy()`; printed."""
+    use_postgres_and_both_replicas(project)
+    project.compose("--profile", "scale", "up", "--detach")
+    wait_scale_ready(project)
+    before = started_at(project)
+    began = time.monotonic()
+    result = run_load(
+        lambda: project.https_port, project.volume / "ca/root.pem", deploy, host=DOMAINS[0]
+    )
+    sys.stdout.write(f"{label}: {time.monotonic() - began:.0f} s under load\n")
+    after = started_at(project)
+    assert all(before[service] != after[service] for service in REPLICAS), (before, after)
+    return result
+
+
+def test_make_rolling_restart_under_load_fails_no_request_and_loses_no_write(
+    project: Project,
+) -> None:
+    # The real script, through make, as the README tells an operator to run it.
+    def rolling_restart() -> None:
+        env = {
+            **podman_env(),
+            "COMPOSE_PROJECT_NAME": project.name,
+            "ROLLING_SERVICES": " ".join(REPLICAS),
+        }
+        done = subprocess.run(
+            ["make", "--no-print-directory", "rolling-restart"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        sys.stdout.write(done.stderr)
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+        assert "done: 2 replicas restarted" in done.stderr
+
+    label = "make rolling-restart (nginx, 2 replicas, PostgreSQL)"
+    result = scale_under_load(project, rolling_restart, label)
+    assert_no_loss_in(result, lambda: task_ids_in_postgres(project), label)
+
+
+def test_restarting_every_replica_at_once_under_the_same_load_fails_requests(
+    project: Project,
+) -> None:
+    containers = [project.container(service) for service in REPLICAS]
+
+    def restart_all_at_once() -> None:
+        run("podman", "stop", "--time", "30", *containers)
+        run("podman", "start", *containers)
+        for container in containers:
+            project.wait_for(
+                f"{container} healthy",
+                lambda container=container: answered_health(container),
+            )
+        # Until nginx answers again (it leaves a replica that refused alone for 10 s): the
+        # load runs across the whole gap, so its length is measured, not cut short.
+        project.wait_ready()
+
+    label = "every replica restarted at once"
+    result = scale_under_load(project, restart_all_at_once, label)
+    sys.stdout.write(result.summary(label) + "\n")
+    assert len(result.failures) > 0, result.summary("the load saw no gap")
+    assert result.longest_gap > 1, result.summary("no gap")
+    sys.stdout.write(f"first failures: {result.failures[:3]}\n")
+    # Refused requests, yes; an acknowledged write lost, never.
+    assert_writes_kept(result, task_ids_in_postgres(project))
+
+
+def answered_health(container: str) -> str | None:
+    """None once the image's health check passes in `container`."""
+    check = subprocess.run(
+        ["podman", "healthcheck", "run", container],
+        env=podman_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return None if check.returncode == 0 else f"health check: {check.stdout}{check.stderr}"
 
 
 def test_direct_mode_reloads_on_hup_failing_no_request_and_stops_at_once(

@@ -29,6 +29,20 @@ def test_fewer_than_two_replicas_are_not_restarted() -> None:
     assert "needs 2 or more (API_REPLICAS in .env)" in result.stderr
 
 
+def test_every_named_service_counts_and_is_named() -> None:
+    podman = tool("podman", package="podman")
+    result = subprocess.run(
+        [str(SCRIPT), "api-behind-nginx", "api-behind-nginx-2"],
+        env=clean_env(PODMAN=podman, COMPOSE_PROJECT_NAME="apiclub-test-no-such-project"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "0 running replica(s) of api-behind-nginx api-behind-nginx-2 in project" in result.stderr
+
+
 def test_a_failing_podman_is_reported_not_taken_for_no_replicas() -> None:
     result = run(PODMAN="/bin/false")
     assert result.returncode == 1

@@ -66,7 +66,7 @@ def test_json_lines_with_caddy_fields_and_the_proxy_request_id(tmp_path: Path) -
         assert record["request_id"] == answer.headers["x-request-id"]
     assert access[0]["request_id"] == "from-the-proxy-1"
     assert len({r["request_id"] for r in access}) == 3, "a new id for the others"
-    assert any(r["logger"] == "apiclub.db.database" for r in records), "the app log too"
+    assert any(r["logger"] == "apiclub.db.lifecycle" for r in records), "the app log too"
     assert TOKEN not in log
 
 
@@ -120,4 +120,4 @@ def test_app_lines_logged_while_answering_carry_the_request_id(tmp_path: Path) -
     loggers = {r["logger"] for r in joined}
     assert "apiclub.access" in loggers
     assert loggers - {"apiclub.access"}, f"an application line with the id: {joined}"
-    assert all("request_id" not in r for r in records if r["logger"] == "apiclub.db.database")
+    assert all("request_id" not in r for r in records if r["logger"] == "apiclub.db.lifecycle")

@@ -4,9 +4,11 @@ port-80 answers, group commits, rate-limit refusals."""
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 from pathlib import Path
 
@@ -48,12 +50,12 @@ HOOK_SCRIPT = textwrap.dedent(
     """
     import asyncio, ssl, sys, trustme
     from apiclub import observe
-    from apiclub.server.tls_handshakes import count_handshake_failures
+    from apiclub import compat
 
     seen = []
     observe.subscribe(lambda event, fields: seen.append(event))
-    if sys.argv[1] == "hooked":
-        count_handshake_failures()
+    left_out = {"hooked": set(), "stock": {"tls-handshake-failures"}}[sys.argv[1]]
+    compat.install(skip=frozenset(left_out))
 
     async def main():
         ca = trustme.CA()
@@ -76,7 +78,7 @@ HOOK_SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize(("mode", "expected"), [("hooked", "1"), ("stock", "0")])
 def test_the_asyncio_hook_is_what_counts_failures(mode: str, expected: str) -> None:
-    """Without `count_handshake_failures` asyncio tells no one (the twin sees 0)."""
+    """Without the `tls-handshake-failures` patch asyncio tells no one (the twin sees 0)."""
     result = subprocess.run(
         [sys.executable, "-c", HOOK_SCRIPT, mode], capture_output=True, text=True, timeout=60
     )
@@ -129,3 +131,52 @@ def test_database_unavailable_answers_are_counted(tmp_path: Path) -> None:
     key = ("apiclub_db_unavailable_answers_total", (("reason", "unavailable"),))
     assert after.get(key, 0.0) - before.get(key, 0.0) == 1
     assert after.get(("apiclub_db_unavailable_answers_total", (("reason", "busy"),)), 0.0) == 0
+
+
+BUSY_TIMEOUT = 0.3
+"""`--db-busy-timeout` of the busy test: how long the server's write waits for the lock."""
+
+
+def busy_count(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], reason: str) -> float:
+    return samples.get(("apiclub_db_unavailable_answers_total", (("reason", reason),)), 0.0)
+
+
+def test_a_write_lock_held_past_the_busy_timeout_is_a_503_counted_as_busy(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with served(data, "--db-busy-timeout", str(BUSY_TIMEOUT)) as api:
+        with httpx.Client(
+            verify=api.client_context(), base_url=f"https://localhost:{api.port}"
+        ) as c:
+            assert c.post("/task/", json={"name": "before"}).status_code == 201
+            before = scrape(api)
+            # Another process's writer: a separate connection on the same file takes the lock.
+            holder = sqlite3.connect(data / "api.db", isolation_level=None)
+            try:
+                holder.execute("BEGIN IMMEDIATE")
+                started = time.monotonic()
+                refused = c.post("/task/", json={"name": "refused"})
+                waited = time.monotonic() - started
+                during = scrape(api)
+                holder.execute("ROLLBACK")
+            finally:
+                holder.close()
+            # The twin: the lock released, the same write succeeds and nothing counts as busy.
+            stored = c.post("/task/", json={"name": "after"})
+            after = scrape(api)
+            listed = c.get("/task/", params={"page_size": 100}).json()
+        log = api.log()
+    assert refused.status_code == 503, refused.text
+    assert refused.json() == {
+        "status_code": 503,
+        "detail": "Service Unavailable: the database is busy, retry later",
+        "extra": None,
+    }
+    assert refused.headers["Retry-After"] == "5"
+    assert BUSY_TIMEOUT <= waited < 10 * BUSY_TIMEOUT, "it waited the timeout set, not 30 s"
+    assert busy_count(during, "busy") - busy_count(before, "busy") == 1
+    assert busy_count(during, "unavailable") == busy_count(before, "unavailable")
+    assert "database unavailable" in log and "database is locked" in log
+
+    assert stored.status_code == 201, stored.text
+    assert busy_count(after, "busy") == busy_count(during, "busy")
+    assert [task["name"] for task in listed["tasks"]] == ["before", "after"]

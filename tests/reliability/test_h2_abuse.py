@@ -196,7 +196,7 @@ def stored_names(data_dir: Path) -> dict[int, str]:
 
 
 def test_mixed_h1_h2_burst_at_sigterm_completes_or_refuses_every_request(tmp_path: Path) -> None:
-    # The races this once lost (issue #6, fixed in server/hypercorn_fixes.py): a request
+    # The races this once lost (issue #6, fixed in compat/hypercorn_stop.py): a request
     # arriving as its idle keep-alive connection closed was stored unanswered (h1, and h2 via
     # Python 3.11's wait_for); an h2 request arriving after the stop's GOAWAY crashed the stop
     # (500s, exit 1).

@@ -3,7 +3,7 @@
 nginx does not resend a POST sent on an idle upstream connection closed in that instant, so
 the connections of a trusted proxy are answered through the keep-alive timeout at a stop;
 any other peer gets the prompt close. Hypercorn's real protocol objects, driven as in
-test_hypercorn_fixes.py.
+tests/compat/test_hypercorn_stop.py.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from hypercorn.events import RawData as Raw
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import ConnectionState
 
+from apiclub import compat
 from apiclub.server.config import ListenerConfig
-from apiclub.server.hypercorn_fixes import apply_hypercorn_fixes
-from tests.server.test_hypercorn_fixes import POST, Connection, RecordingApp
+from tests.compat.test_hypercorn_stop import POST, Connection, RecordingApp
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +43,7 @@ async def stopped_request(
     """A keep-alive connection from `peer` that served one request; a second after the stop.
 
     Returns the app (the requests it ran) and what the connection wrote after the stop."""
-    apply_hypercorn_fixes()
+    compat.install()
     app, context, connection = RecordingApp(), WorkerContext(None), Connection()
     config = ListenerConfig(sock, None, (PROXY,))
     async with TaskGroup(asyncio.get_running_loop()) as task_group:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from apiclub.server.tls_buffers import TLS_READ_SIZE
+from apiclub.compat.tls_buffers import TLS_READ_SIZE
 from apiclub.settings import Settings
 from tests.server.conftest import serving
 

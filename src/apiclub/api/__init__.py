@@ -1,4 +1,4 @@
-"""The HTTP API: a Litestar app serving the tasks contract of DESIGN.md.
+"""The HTTP API: a Litestar app serving the tasks contract (README, "The API").
 
 Knows nothing of TLS or Hypercorn; `apiclub.server` serves what `create_app` returns.
 """

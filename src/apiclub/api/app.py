@@ -16,8 +16,8 @@ from apiclub.api.ratelimit import create_rate_limit, create_rate_limit_handlers
 from apiclub.api.requests import ApiRequest
 from apiclub.api.security import add_security_headers
 from apiclub.api.status import check_database, read_status
-from apiclub.api.tasks import TaskController
-from apiclub.db import Database, close_database, open_database
+from apiclub.api.tasks import task_controller
+from apiclub.db import Database, close_database, engine_class, open_database
 from apiclub.settings import Settings
 
 
@@ -25,7 +25,8 @@ class _Api(Litestar):
     """Litestar without the pydantic and attrs plugins it adds whenever those import.
 
     Piccolo depends on pydantic, so Litestar found it and imported pydantic and its plugins at
-    every start: ~0.1 s of a cold start (issue #5). This API's types are msgspec Structs only.
+    every start, a share of every cold start (issue #5; docs/performance.md). This API's types
+    are msgspec Structs only.
     """
 
     @staticmethod
@@ -43,7 +44,9 @@ def create_app(settings: Settings) -> Litestar:
     With `settings.auth_mode` not `off`, start-up also reads the token file (`StorageError` if
     it is corrupt) and the requests it names need a bearer token (`api/auth.py`).
     """
-    exception_handlers = create_exception_handlers(settings.max_body_size)
+    # The engine's kind is known before it opens: its errors and its largest id shape the app.
+    engine = engine_class(settings)
+    exception_handlers = create_exception_handlers(settings.max_body_size, engine)
     middleware = []
     if settings.rate_limit is not None:
         middleware.append(create_rate_limit(settings.rate_limit).middleware)
@@ -77,7 +80,7 @@ def create_app(settings: Settings) -> Litestar:
         )
 
     app = _Api(
-        route_handlers=[read_status, check_database, TaskController],
+        route_handlers=[read_status, check_database, task_controller(engine.max_task_id)],
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         guards=guards,

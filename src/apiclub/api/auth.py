@@ -42,10 +42,10 @@ from apiclub.api.ratelimit import FailureLimiter
 from apiclub.errors import StorageError
 from apiclub.settings import AuthMode, Settings
 from apiclub.tokens import LiveTokens, TokenStore
+from apiclub.units import SECONDS
 
 logger = logging.getLogger("apiclub.auth")
 
-SECONDS = 1.0
 LAST_USE_FLUSH_INTERVAL = 60 * SECONDS
 """How often a server writes the tokens' last use: `tokens list` may lag by this much."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -1,19 +1,18 @@
 """Exception handlers: every error answers JSON `{"status_code", "detail", "extra"}`.
 
 - `HTTPException` (validation, 404, 405, 413 ...): its status and detail; 5xx details hidden.
-- SQLite busy beyond the timeout, a read stopped at its deadline (`db.deadline`), read-only,
-  full or unreachable, or the database file deleted or replaced under the server: 503 with
-  `Retry-After`, since waiting or an operator can fix it (RFC 9110 15.6.4); never an answer
-  from the wrong file.
-- PostgreSQL down, restarting, unreachable, out of connections or past the command timeout
-  (`apiclub.db.unavailable_reason`): the same 503; the pool reconnects once it is back.
+- The database cannot serve now, as the engine classifies its own errors (`Engine.unavailable`:
+  SQLite busy beyond the timeout, a read stopped at its deadline, read-only, full or
+  unreachable; PostgreSQL down, restarting, out of connections or past the command timeout),
+  or the SQLite file deleted or replaced under the server: 503 with `Retry-After`, since
+  waiting or an operator can fix it (RFC 9110 15.6.4); never an answer from the wrong file.
+  PostgreSQL's pool reconnects once it is back.
 - Anything else: 500 `Internal Server Error`, logged with its traceback, never sent.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
 from litestar import MediaType, Request, Response
@@ -26,36 +25,24 @@ from litestar.status_codes import (
 from litestar.types import ExceptionHandlersMap
 
 from apiclub.api.messages import explain_all
-from apiclub.db import UNAVAILABLE_ERRORS, DatabaseFileError, unavailable_reason
+from apiclub.db import DatabaseFileError, Engine, Unavailable
 from apiclub.observe import emit
+from apiclub.units import SECONDS
 
 logger = logging.getLogger(__name__)
 
-SECONDS = 1
 CLIENT_GONE = "client disconnected prematurely"
 """Litestar 2's text (an InternalServerException) when the body ends in a disconnect."""
 CLIENT_CLOSED_REQUEST = 499
 """nginx's status for "the client closed the connection before the answer": never sent (there
 is nobody to read it), it marks the access-log line, which is written at DEBUG."""
-RETRY_AFTER = 5 * SECONDS
-"""What 503 answers tell clients to wait before retrying."""
-
-# Primary SQLite result codes (https://www.sqlite.org/rescode.html) that mean "not now" rather
-# than "bug": the lock stayed taken past the busy timeout, or the file cannot be written.
-_UNAVAILABLE = {
-    sqlite3.SQLITE_BUSY: "the database is busy",
-    sqlite3.SQLITE_LOCKED: "the database is busy",
-    sqlite3.SQLITE_READONLY: "the database is read-only",
-    sqlite3.SQLITE_IOERR: "the database cannot be read or written",
-    sqlite3.SQLITE_FULL: "the database disk is full",
-    sqlite3.SQLITE_CANTOPEN: "the database file cannot be opened",
-    # `db.deadline`: a read ran past its time limit and was stopped, freeing its reader.
-    sqlite3.SQLITE_INTERRUPT: "the query took too long and was stopped",
-}
+RETRY_AFTER = int(5 * SECONDS)
+"""What 503 answers tell clients to wait before retrying (whole seconds: RFC 9110 10.2.3)."""
 
 
-def create_exception_handlers(max_body_size: int) -> ExceptionHandlersMap:
-    """The handlers for `Litestar(exception_handlers=...)`; `max_body_size` names the 413 limit."""
+def create_exception_handlers(max_body_size: int, engine: type[Engine]) -> ExceptionHandlersMap:
+    """The handlers for `Litestar(exception_handlers=...)`; `max_body_size` names the 413 limit,
+    `engine` (the kind of engine the app runs on) says which of its errors mean "unavailable"."""
 
     def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         status = exc.status_code
@@ -72,24 +59,17 @@ def create_exception_handlers(max_body_size: int) -> ExceptionHandlersMap:
             extra = {"max_body_size": max_body_size}
         return _json_error(status, detail, extra, exc.headers)
 
-    def handle_sqlite(request: Request[Any, Any, Any], exc: sqlite3.Error) -> Response[Any]:
-        reason = _UNAVAILABLE.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF)
-        if reason is None:
-            return handle_internal(request, exc)
-        logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
-        return _unavailable(f"{reason}, retry later")
-
-    def handle_postgres(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-        reason = unavailable_reason(exc)
-        if reason is None:
+    def handle_database(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        outage = engine.unavailable(exc)
+        if outage is None:
             return handle_internal(request, exc)
         # asyncpg's texts name hosts and users, never the password (only the URL holds it).
         logger.warning("%s %s: database unavailable: %r", request.method, request.url.path, exc)
-        return _unavailable(f"{reason}, retry later")
+        return _unavailable(outage)
 
     def handle_file_gone(request: Request[Any, Any, Any], exc: DatabaseFileError) -> Response[Any]:
         # DatabaseGuard logged the cause and the fix once; this answer repeats it per request.
-        return _unavailable(DatabaseFileError.detail)
+        return _unavailable(Unavailable(DatabaseFileError.detail), retry=False)
 
     def handle_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
@@ -97,15 +77,15 @@ def create_exception_handlers(max_body_size: int) -> ExceptionHandlersMap:
 
     return {
         HTTPException: handle_http,
-        sqlite3.Error: handle_sqlite,
+        **dict.fromkeys(engine.unavailable_errors, handle_database),
         DatabaseFileError: handle_file_gone,
-        **dict.fromkeys(UNAVAILABLE_ERRORS, handle_postgres),
         Exception: handle_internal,
     }
 
 
-def _unavailable(reason: str) -> Response[Any]:
-    emit("db.unavailable", reason="busy" if "busy" in reason else "unavailable")
+def _unavailable(outage: Unavailable, retry: bool = True) -> Response[Any]:
+    emit("db.unavailable", reason=outage.kind)
+    reason = f"{outage.reason}, retry later" if retry else outage.reason
     return _json_error(
         HTTP_503_SERVICE_UNAVAILABLE,
         f"Service Unavailable: {reason}",

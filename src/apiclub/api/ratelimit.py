@@ -5,14 +5,14 @@ headers middleware runs before the app and replaces that address with the forwar
 when the peer is a trusted proxy, so a client that sends its own X-Forwarded-For is still
 counted under its real address. Counters live in this process's memory: each replica behind a
 load balancer counts on its own, and a restart forgets them. Litestar keeps one timestamp per
-request in the window and re-reads them all on each request, so a large REQUESTS costs: about
-0.14 ms more per request under 1000 in the window, 1.5 ms more at 10,000 (measured by
-`tests/api/measure_rate_limit.py`; keep REQUESTS in the hundreds, with a shorter UNIT).
+request in the window and re-reads them all on each request, so a large REQUESTS costs time on
+every request, growing with it (docs/reliability.md has the figures; keep REQUESTS in the
+hundreds, with a shorter UNIT).
 
 What Litestar does not do, done here: a `Retry-After` and a JSON body saying what the limit is
 on the 429 (RFC 6585 4); one lock for all routes (Litestar 2.25 builds one middleware per route
 handler, each with its own lock from litestar#4681, so parallel requests to several routes race
-on one counter: 40 of them over 3 routes under `5/minute` let 9 through); and dropping counters
+on one counter and more get through than the limit); and dropping counters
 of addresses gone quiet (its memory store forgets a key only when that key is read again, so
 one-off addresses would pile up).
 

@@ -4,9 +4,10 @@ and `apiclub restore --from URL [--timestamp T]`.
 What Litestream 0.5 needs from our SQLite set-up, read in its `db.go`: WAL mode (ours), and
 checkpoints left to it. It holds a long read transaction so that nobody checkpoints frames it
 has not copied yet, takes the write lock for a moment at each sync (our writers wait for it:
-their busy timeout is 30 s), and checkpoints itself (PASSIVE at 1000 pages, TRUNCATE at
-~500 MB). So a replicated engine sets `wal_autocheckpoint=0` on every connection
-(`db.engine`). It adds two tables of its own (`_litestream_seq`, `_litestream_lock`).
+their busy timeout, `APICLUB_DB_BUSY_TIMEOUT`, 30 s by default), and checkpoints itself
+(PASSIVE at 1000 pages, TRUNCATE at ~500 MB). So a replicated engine sets
+`wal_autocheckpoint=0` on every connection (`db.sqlite.file`). It adds two tables of its own
+(`_litestream_seq`, `_litestream_lock`).
 
 Credentials never pass through apiclub's settings or command lines: Litestream reads
 `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (or `LITESTREAM_*`) and `LITESTREAM_SFTP_PASSWORD`
@@ -30,13 +31,14 @@ from apiclub.errors import BackupError, ConfigError
 from apiclub.serving_lock import no_server_running, serving_lock_path
 from apiclub.setting_values import check_replica_url
 from apiclub.settings import Settings
+from apiclub.units import HOURS
 
 SYNC_INTERVAL = "1s"
 """How often Litestream ships new changes to the replica (its default)."""
 MONITOR_INTERVAL = "100ms"
 """How often it looks at the WAL for new frames (default 1 s). A machine loss costs up to both
 intervals; polling faster keeps the window near the sync interval (docs/reliability.md)."""
-RESTORE_TIMEOUT = 3600.0
+RESTORE_TIMEOUT = 1 * HOURS
 UNSUPPORTED_ENV = ("AWS_CA_BUNDLE",)
 """Litestream 0.5.17 fails to start any S3 replica when AWS_CA_BUNDLE is set ("unable to add
 custom RootCAs HTTPClient"): it is not passed on (the system's trust store still applies)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from apiclub.errors import BackupError
+from apiclub.units import MIB
 
 FORMAT = "apiclub-snapshot/1"
 MANIFEST_NAME = "manifest.json"
@@ -25,7 +26,7 @@ DATABASE_DIR = "database"
 SQLITE_NAME = f"{DATABASE_DIR}/api.db"
 POSTGRES_NAME = f"{DATABASE_DIR}/postgres.dump"
 DATA_DIR = "data"
-CHUNK = 1024 * 1024
+CHUNK = 1 * MIB
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from apiclub.errors import BackupError
 from apiclub.settings import redact_url
+from apiclub.units import HOURS
 
-DUMP_TIMEOUT = 3600.0
+DUMP_TIMEOUT = 1 * HOURS
 INSTALL_HINT = "install PostgreSQL's client tools (Debian: apt-get install postgresql-client)"
 
 

@@ -31,10 +31,10 @@ from apiclub.backup.litestream import child_environment, litestream_binary, writ
 from apiclub.backup.restore import restored_marker
 from apiclub.errors import BackupError
 from apiclub.settings import Settings, redact_url
+from apiclub.units import SECONDS
 
 logger = logging.getLogger("apiclub.litestream")
 
-SECONDS = 1.0
 FIRST_RESTART = 1 * SECONDS
 MAX_RESTART = 60 * SECONDS
 HEALTHY_AFTER = 30 * SECONDS

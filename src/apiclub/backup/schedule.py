@@ -18,10 +18,10 @@ from apiclub.backoff import Backoff
 from apiclub.backup.snapshot import PREFIX, SUFFIX, take_snapshot
 from apiclub.errors import ApiclubError
 from apiclub.settings import Settings
+from apiclub.units import SECONDS
 
 logger = logging.getLogger("apiclub.backup")
 
-SECONDS = 1.0
 FIRST_RETRY = 10 * SECONDS
 """The wait after a failed snapshot before the next try (doubling, capped at the interval)."""
 STOP_WAIT = 60 * SECONDS

@@ -30,17 +30,17 @@ from typing import TYPE_CHECKING
 
 from piccolo.apps.migrations.tables import Migration
 
-from apiclub.db.engine import Database, bind_engine, write_transaction
+from apiclub.db.binding import Database, bind_engine, write_transaction
 from apiclub.db.pending import pending_migrations
 from apiclub.db.postgres import Postgres
 from apiclub.errors import MigrationError, StorageError
+from apiclub.units import SECONDS
 
 if TYPE_CHECKING:
     from piccolo.apps.migrations.commands.base import BaseMigrationManager
 
 logger = logging.getLogger(__name__)
 
-SECONDS = 1.0
 LOCK_POLL_INTERVAL = 0.05 * SECONDS
 """How often a waiting runner retries the migration lock."""
 ADVISORY_LOCK_KEY = (

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
@@ -30,12 +30,13 @@ from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.query.base import Query
 from piccolo.querystring import QueryString
 
+from apiclub.db.interface import Unavailable
 from apiclub.errors import StorageError
 from apiclub.settings import redact_url
+from apiclub.units import SECONDS
 
 logger = logging.getLogger(__name__)
 
-SECONDS = 1.0
 CONNECT_TIMEOUT = 5 * SECONDS
 """Opening one connection, TLS and authentication included."""
 COMMAND_TIMEOUT = 10 * SECONDS
@@ -79,6 +80,9 @@ _TRANSIENT_AT_START = (
 
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (pg.PostgresError, pg.InterfaceError, OSError)
 """The exception types `unavailable_reason` may classify (for exception handler tables)."""
+MAX_SERIAL = 2**31 - 1
+"""The largest task id: the `id` column is `serial` (a 32-bit `integer`, as Piccolo's `Serial`
+creates it in the first migration); a larger one would fail as a query parameter."""
 
 
 def unavailable_reason(exc: BaseException) -> str | None:
@@ -111,6 +115,16 @@ class Postgres(PostgresEngine):
     """
 
     __slots__ = ("label", "read_deadline", "url")
+
+    max_task_id: ClassVar[int] = MAX_SERIAL
+    unavailable_errors: ClassVar[tuple[type[Exception], ...]] = UNAVAILABLE_ERRORS
+
+    @staticmethod
+    def unavailable(exc: BaseException) -> Unavailable | None:
+        """`unavailable_reason` as `interface.Unavailable`: every PostgreSQL outage counts as
+        "unavailable" (a lock wait past `COMMAND_TIMEOUT` is a cancelled query, not "busy")."""
+        reason = unavailable_reason(exc)
+        return None if reason is None else Unavailable(reason)
 
     def __init__(
         self,
@@ -185,6 +199,10 @@ class Postgres(PostgresEngine):
             pool.terminate()
             raise
         self.pool = pool
+
+    async def stop(self) -> None:
+        """`close()`: the same for both engines (`interface.Engine`)."""
+        await self.close()
 
     async def close(self) -> None:
         """Close the pool, waiting `CLOSE_TIMEOUT` at most for busy connections."""

@@ -60,12 +60,6 @@ def name_filters(engine_type: str, name: str) -> list[WhereRaw]:
     return [WhereRaw(_FTS_CANDIDATES, _fts_query(name)), exact]
 
 
-def max_id(engine_type: str) -> int:
-    """The largest task id the engine's column holds: SQLite's 64-bit rowid, PostgreSQL's
-    `serial` (a 32-bit integer, as Piccolo's `Serial` creates it)."""
-    return 2**31 - 1 if engine_type == "postgres" else 2**63 - 1
-
-
 def count_sql() -> str:
     """The query reading the number of tasks (one row, one column `total`)."""
     return "SELECT n AS total FROM task_count WHERE id = 1"

@@ -17,7 +17,7 @@ from piccolo.query.methods.insert import Insert
 from piccolo.query.methods.update import Update
 
 from apiclub.db import search
-from apiclub.db.engine import bound_engine
+from apiclub.db.binding import bound_engine
 from apiclub.db.tables import Task
 
 TaskRow = dict[str, Any]
@@ -49,7 +49,7 @@ async def list_tasks(
     select = Task.select(*_COLUMNS).order_by(Task.id).limit(limit).offset(offset)
     if after_id:
         # No id lies above the column's largest value: clamping keeps the parameter in range.
-        select = select.where(Task.id > min(after_id, search.max_id(engine.engine_type)))
+        select = select.where(Task.id > min(after_id, engine.max_task_id))
     filters = search.name_filters(engine.engine_type, name) if name else []
     for where in filters:
         select = select.where(where)
@@ -115,4 +115,4 @@ async def _write(query: Insert[Task] | Update[Any] | Delete) -> list[TaskRow]:
 
 def _storable(task_id: int) -> bool:
     # An id the column cannot hold names no task, and would fail as a query parameter.
-    return 1 <= task_id <= search.max_id(bound_engine().engine_type)
+    return 1 <= task_id <= bound_engine().max_task_id

@@ -29,10 +29,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from apiclub.units import KIB, SECONDS
+
 logger = logging.getLogger("apiclub.ops")
 
-MAX_HEAD = 8 * 1024
-READ_TIMEOUT = 5.0
+MAX_HEAD = 8 * KIB
+READ_TIMEOUT = 5 * SECONDS
 """Seconds a client gets to send its request head."""
 
 Readiness = Callable[[], Awaitable[str | None]]

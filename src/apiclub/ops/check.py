@@ -29,6 +29,7 @@ from apiclub.settings import Settings, TlsMode
 from apiclub.tls import keys
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.pem import PemError
+from apiclub.units import DAYS
 
 WARN_DAYS = 7
 """A certificate with fewer days left, and under a third of its life, is reported (the shipped
@@ -313,7 +314,7 @@ def check_certificates(settings: Settings) -> Iterator[Finding]:
 
 def _certificate(name: str, certified: CertifiedKey, now: datetime, path: Path) -> Finding:
     subject = f"certificate {name}"
-    days = (certified.not_after - now).total_seconds() / 86400
+    days = (certified.not_after - now).total_seconds() / DAYS
     until = f"{certified.not_after:%Y-%m-%d %H:%M} UTC"
     if not certified.covers(name):
         return fail(
@@ -321,7 +322,7 @@ def _certificate(name: str, certified: CertifiedKey, now: datetime, path: Path) 
         )
     if days <= 0:
         return fail(subject, f"{path} expired on {until}")
-    third = certified.lifetime.total_seconds() / 86400 / 3
+    third = certified.lifetime.total_seconds() / DAYS / 3
     if days < WARN_DAYS and days < third:  # renewal starts at a third left: it is overdue
         return warn(subject, f"{days:.1f} days left (until {until})")
     return ok(subject, f"covers it, {days:.1f} days left (until {until})")

@@ -19,7 +19,7 @@ from apiclub import __version__
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Seconds; the API answers in about a millisecond on loopback, a slow disk makes it tens."""
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-"""Writes per group commit (`db.group_commit.MAX_BATCH` bounds it)."""
+"""Writes per group commit (`db.sqlite.group_commit.MAX_BATCH` bounds it)."""
 ORDER_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 """Seconds per ACME order: a few with Let's Encrypt, minutes when a validation retries."""
 

@@ -1,8 +1,9 @@
 """Hypercorn configuration for our two listeners.
 
-Hypercorn's `serve()` takes neither a ready-made SSLContext nor sockets (NOTES.md, Hypercorn
-0.18): this subclass hands it ours, so certificates are chosen per connection by SNI from a map
-that renewal swaps, and the sockets are the ones we bound (and reported errors for) ourselves.
+Hypercorn's `serve()` takes neither a ready-made SSLContext nor sockets (0.18 builds both
+from its config): this subclass hands it ours, so certificates are chosen per connection by SNI
+from a map that renewal swaps, and the sockets are the ones we bound (and reported errors for)
+ourselves.
 """
 
 from __future__ import annotations
@@ -14,30 +15,26 @@ import ssl
 
 from hypercorn.config import Config, Sockets
 
+from apiclub.compat.request_deadline import DEADLINE_ATTRIBUTE
 from apiclub.server.access_log import AccessLogger
-from apiclub.server.h11_coalesce import coalesce_h11_head_and_body
-from apiclub.server.head_limit import limit_h2_header_list, limit_h11_head
-from apiclub.server.hypercorn_fixes import apply_hypercorn_fixes
 from apiclub.server.json_access_log import JsonAccessLogger
 from apiclub.server.limits import ConnectionCap, RequestDeadline, connection_cap
-from apiclub.server.request_deadline import DEADLINE_ATTRIBUTE, enforce_request_deadline
 from apiclub.server.sockets import BACKLOG
-from apiclub.server.tls_buffers import shrink_tls_read_buffers
 from apiclub.settings import ProxyNetwork, Settings
+from apiclub.units import KIB, SECONDS
 
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 """Client address first (after proxy-header trust), request line, status, bytes, seconds."""
 
 
-SECONDS = 1
-KIB = 1024
 # Limits against slow or hostile clients (documented in README "Limits"). Hypercorn's defaults
 # are kept where they match nginx's: 16 KiB of request line and headers (nginx: 4 x 8k large
 # buffers), 100 concurrent h2 streams (nginx: http2_max_concurrent_streams 128).
 KEEP_ALIVE_TIMEOUT = 5 * SECONDS
 """Idle keep-alive connections are closed after this (Hypercorn's default)."""
-READ_TIMEOUT = 30 * SECONDS
-"""A connection that sends nothing for this long is closed (Hypercorn has no default)."""
+READ_TIMEOUT = int(30 * SECONDS)
+"""A connection that sends nothing for this long is closed (Hypercorn has no default, and
+types it in whole seconds)."""
 TLS_HANDSHAKE_TIMEOUT = 10 * SECONDS
 """A TLS handshake must finish within this; Hypercorn's 60 s lets idle sockets pile up."""
 STARTUP_TIMEOUT = 600 * SECONDS
@@ -74,7 +71,7 @@ class ListenerConfig(Config):
 
     def drains_at_stop(self, host: str) -> bool:
         """Whether a stop drains, not closes, an idle plain connection from `host`: only a
-        trusted proxy's (hypercorn_fixes `_drains_at_stop`)."""
+        trusted proxy's (`compat.stop_policy._drains_at_stop`)."""
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
@@ -121,13 +118,4 @@ def create_listener_config(
     config.keep_alive_max_requests = MAX_REQUESTS_PER_CONNECTION
     config.connection_cap = connection_cap(settings)
     setattr(config, DEADLINE_ATTRIBUTE, RequestDeadline.from_settings(settings))
-    # Hypercorn enforces the stream limit only between reads (h2_limits.py), and loses or
-    # crashes on requests at a stop (hypercorn_fixes.py): all its patches, in their order,
-    # before the performance ones that wrap the same methods.
-    apply_hypercorn_fixes()
-    enforce_request_deadline()  # wraps the read loop the fixes made tolerant
-    limit_h11_head(MAX_REQUEST_HEAD)  # h11 checks its own limit on incomplete heads only
-    limit_h2_header_list()
-    shrink_tls_read_buffers()
-    coalesce_h11_head_and_body()
     return config

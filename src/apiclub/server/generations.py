@@ -47,10 +47,10 @@ from apiclub.server.pid_file import remove_pid_file, write_pid_file
 from apiclub.server.sd_notify import notify
 from apiclub.server.worker_handle import RestartBackoff, Worker, describe_exit
 from apiclub.settings import Settings, TlsMode
+from apiclub.units import SECONDS
 
 logger = logging.getLogger("apiclub.workers")
 
-SECONDS = 1.0
 MAX_RESTARTS = 5
 RESTART_WINDOW = 60 * SECONDS
 POLL = 0.5 * SECONDS

@@ -17,17 +17,14 @@ from typing import TYPE_CHECKING, cast
 
 from hypercorn.asyncio import serve as hypercorn_serve
 
+from apiclub import compat
 from apiclub.api import create_app
 from apiclub.observe import subscribe
 from apiclub.server.asgi import ASGIApp
 from apiclub.server.config import ListenerConfig, create_listener_config
+from apiclub.server.connections import OPEN_CONNECTIONS
 from apiclub.server.hosts import HostCheckMiddleware
 from apiclub.server.hsts import HstsMiddleware, hsts_hosts
-from apiclub.server.hypercorn_fixes import (
-    abort_connections,
-    apply_hypercorn_fixes,
-    cancel_connections,
-)
 from apiclub.server.lifespan import LifespanWatch
 from apiclub.server.limits import RequestDeadline, connection_cap
 from apiclub.server.metrics_middleware import observe_requests
@@ -35,7 +32,6 @@ from apiclub.server.proxy import ProxyHeadersMiddleware
 from apiclub.server.redirect import ChallengeMiddleware, RedirectApp
 from apiclub.server.redirect_server import serve_redirects
 from apiclub.server.sockets import bind_socket
-from apiclub.server.tls_handshakes import count_handshake_failures
 from apiclub.settings import HstsMode, Settings, TlsMode
 from apiclub.tls import CertManager
 
@@ -115,11 +111,13 @@ class Server:
         return self._redirect_port
 
     def prepare(self) -> None:
-        """Make certificates ready and bind the sockets.
+        """Install the compat patches, make certificates ready and bind the sockets.
 
         Raises:
-            CertificateError, StorageError, ListenError: with a message naming the fix.
+            CompatError, CertificateError, StorageError, ListenError: with a message naming
+                the fix.
         """
+        compat.install(OPEN_CONNECTIONS)
         self._prepare_sockets()
         assert self._api_socket is not None  # noqa: S101
         self._api_port = int(self._api_socket.getsockname()[1])
@@ -163,7 +161,6 @@ class Server:
             ApiclubError: the API failed to start (a failed migration, an unusable database).
         """
         assert self._api_socket is not None, "call prepare() first"  # noqa: S101
-        apply_hypercorn_fixes()
         stop = asyncio.Event()
         # Litestar's own ASGI types are narrower TypedDicts; at run time it is an ASGI 3 app.
         app = self._app if self._app is not None else cast(ASGIApp, create_app(self.settings))
@@ -225,7 +222,6 @@ class Server:
 
             self.metrics = Metrics()
         if self.metrics is not None and self._unsubscribe is None:
-            count_handshake_failures()
             self._unsubscribe = subscribe(self.metrics.handle)
         return self.metrics
 
@@ -263,8 +259,8 @@ class Server:
             # The port-80 listener answers ACME HTTP-01 challenges from the manager's store.
             challenges = self.cert_manager.challenges if self.cert_manager else None
             redirect = RedirectApp(self.settings.domains, public_port, challenges)
-            # A small httptools server, not Hypercorn: a 301 needs no ASGI stack (6x faster
-            # here); it cuts its own connections after the grace period.
+            # A small httptools server, not Hypercorn: a 301 needs no ASGI stack (see
+            # docs/performance.md); it cuts its own connections after the grace period.
             grace = self.settings.grace_period
             cap, deadline = (
                 connection_cap(self.settings),
@@ -299,15 +295,15 @@ async def _finish(
     Connections are cut first, so that Hypercorn's own stop completes (the app's lifespan
     shutdown closes the database); a connection the cut did not end is cancelled. A listener
     is cancelled only if even that does not help: cancelling it while Hypercorn waits for its
-    connections makes Hypercorn's stop crash (`hypercorn_fixes.cancel_connections`).
+    connections makes Hypercorn's stop crash (`OpenConnections.cancel`).
     """
     _, pending = await asyncio.wait(tasks, timeout=timeout)
     if not pending:
         return
-    if cut := sum(abort_connections(config) for config in configs):
+    if cut := sum(OPEN_CONNECTIONS.abort(config) for config in configs):
         logger.warning("%d connection(s) still open %.0f s after the stop; cut", cut, timeout)
     _, pending = await asyncio.wait(pending, timeout=ABORT_WAIT)
-    if pending and (cancelled := sum(cancel_connections(config) for config in configs)):
+    if pending and (cancelled := sum(OPEN_CONNECTIONS.cancel(config) for config in configs)):
         logger.warning("%d connection(s) still open after the cut; cancelled", cancelled)
         _, pending = await asyncio.wait(pending, timeout=ABORT_WAIT)
     for task in pending:

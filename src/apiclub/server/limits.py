@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from apiclub.settings import Settings
+from apiclub.units import SECONDS
 
 logger = logging.getLogger("apiclub.server")
 
-SECONDS = 1.0
 LOG_INTERVAL = 60 * SECONDS
 """At most one warning per interval about refused connections or a lack of descriptors."""
 RESERVED_FDS = 64

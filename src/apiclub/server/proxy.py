@@ -1,8 +1,8 @@
 """Take the client's address and scheme from a reverse proxy's headers, from trusted peers only.
 
 Modelled on uvicorn's `ProxyHeadersMiddleware`, which trusts by the peer's address, not on
-Hypercorn's `ProxyFixMiddleware`, which trusts a hop count (NOTES.md): a client that reaches
-the API directly cannot choose the address the access log and rate limits see.
+Hypercorn's `ProxyFixMiddleware`, which trusts a hop count: a client that reaches the API
+directly cannot choose the address the access log and rate limits see.
 """
 
 from __future__ import annotations

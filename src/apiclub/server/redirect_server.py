@@ -1,8 +1,8 @@
 """The port-80 listener: an asyncio protocol around httptools writing `RedirectApp`'s answers.
 
 Why not Hypercorn: a 301 needs one parse and one write, but Hypercorn + h11 + an ASGI call
-cost about a millisecond of Python per request, 0.03x of nginx's `return 301`
-(docs/performance.md). httptools wraps llhttp, Node.js's HTTP/1.1 parser in C, as uvicorn
+cost many times that in Python per request (docs/performance.md has the figures against
+nginx's `return 301`). httptools wraps llhttp, Node.js's HTTP/1.1 parser in C, as uvicorn
 does. The limits are the API listener's (config.py): request head, read and keep-alive
 timeouts, requests per connection, and the whole-request deadline of `limits`: head and body
 must arrive within the request timeout of its first byte (extended by its minimum rate, up to
@@ -31,7 +31,6 @@ from apiclub.observe import emit
 from apiclub.ops.jsonlog import ACCESS_FIELD
 from apiclub.server.config import (
     KEEP_ALIVE_TIMEOUT,
-    KIB,
     MAX_REQUEST_HEAD,
     MAX_REQUESTS_PER_CONNECTION,
     READ_TIMEOUT,
@@ -39,6 +38,7 @@ from apiclub.server.config import (
 from apiclub.server.limits import ConnectionCap, RequestDeadline
 from apiclub.server.redirect import Answer, RedirectApp, percent_escape
 from apiclub.server.sockets import BACKLOG
+from apiclub.units import KIB
 
 logger = logging.getLogger("apiclub.redirect")
 access_logger = logging.getLogger("apiclub.access")
@@ -234,9 +234,9 @@ class RedirectProtocol(asyncio.Protocol):
         path = unquote(raw_path.decode("latin-1"))
         answer = self.app.answer(method, path, raw_path, query, host, self.peer)
         self._write(answer, head_only=method == "HEAD", close=close)
-        # Redirects are logged at DEBUG: a line per 301 halved this listener's rate (INFO:
-        # 14,600/s, DEBUG: 26,600/s, wrk -c32 here), and sites often turn port 80's log off
-        # (nginx `access_log off`). Refusals and challenge answers stay at INFO.
+        # Redirects are logged at DEBUG: a line per 301 halved this listener's rate
+        # (docs/performance.md), and sites often turn port 80's log off (nginx `access_log
+        # off`). Refusals and challenge answers stay at INFO.
         level = logging.DEBUG if answer.status in (301, 308) else logging.INFO
         if access_logger.isEnabledFor(level):
             access_logger.log(

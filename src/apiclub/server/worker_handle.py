@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from apiclub.backoff import Backoff
+from apiclub.units import SECONDS
 
-SECONDS = 1.0
 FIRST_DELAY = 1 * SECONDS
 """The wait before starting again a replacement that failed to boot; doubled at each failure."""
 MAX_DELAY = 60 * SECONDS

@@ -9,7 +9,7 @@ a thread. The account key and registration live in the data directory, per ACME 
 Every failure is an `AcmeError` carrying the server's problem type and detail (RFC 8555 6.7)
 and, when the server asked for one, how long to wait (`Retry-After`, RFC 8555 6.6).
 Renewal info (ARI, RFC 9773) is fetched here and judged in `tls.ari`; orders name a profile
-and the certificate they replace through `tls.acme_compat`.
+and the certificate they replace through `compat.acme_orders`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy import jwa, jwk
 
+from apiclub.compat.acme_orders import new_order
 from apiclub.errors import CertificateError
 from apiclub.names import is_ip_address
 from apiclub.tls import keys
@@ -38,7 +39,6 @@ from apiclub.tls.acme_basics import directory_id as directory_id  # re-exported
 from apiclub.tls.acme_calls import CLIENT_PROBLEM, Network, call, with_eab_hint
 from apiclub.tls.acme_calls import HTTP_PROBLEM as HTTP_PROBLEM  # re-exported
 from apiclub.tls.acme_calls import retry_after_seconds as retry_after_seconds  # re-exported
-from apiclub.tls.acme_compat import new_order
 from apiclub.tls.ari import RenewalInfo, ari_cert_id
 from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.challenges import ChallengeStore

@@ -19,14 +19,15 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 
-from apiclub.tls.certified import DAYS, HOURS, MINUTES, RENEW_WHEN_REMAINING, CertifiedKey
+from apiclub.tls.certified import RENEW_WHEN_REMAINING, CertifiedKey
+from apiclub.units import DAY, HOUR, MINUTE
 
-ARI_DEFAULT_INTERVAL = 6 * HOURS
+ARI_DEFAULT_INTERVAL = 6 * HOUR
 """How often renewal info is fetched when the CA's answer has no Retry-After (RFC 9773 4.3.2)."""
-ARI_MIN_INTERVAL = 1 * MINUTES
-ARI_MAX_INTERVAL = 1 * DAYS
+ARI_MIN_INTERVAL = 1 * MINUTE
+ARI_MAX_INTERVAL = 1 * DAY
 """Bounds on the CA's Retry-After: never hammer it, never go a day without asking."""
-SHORT_LIVED = 10 * DAYS
+SHORT_LIVED = 10 * DAY
 """Certificates living less than this renew at half their life."""
 
 

@@ -16,12 +16,6 @@ from cryptography import x509
 
 from apiclub.tls.pem import parse_chain_and_key, read_pem_file
 
-SECONDS = timedelta(seconds=1)
-MINUTES = timedelta(minutes=1)
-HOURS = timedelta(hours=1)
-DAYS = timedelta(days=1)
-YEARS = 365 * DAYS
-
 # Renew once less than this share of the lifetime is left (Let's Encrypt and certmagic
 # renew at 1/3 remaining), so a failed attempt has many retries before expiry.
 RENEW_WHEN_REMAINING = 1 / 3

@@ -26,15 +26,15 @@ from urllib.parse import unquote
 from apiclub.names import parse_host
 from apiclub.tls.challenge_answer import ChallengeAnswer, answer_challenge
 from apiclub.tls.challenges import ChallengeLookup, token_from_path
+from apiclub.units import KIB, SECONDS
 
 logger = logging.getLogger("apiclub.tls.acme")
 
-SECONDS = 1.0
 REQUEST_DEADLINE = 10 * SECONDS
 """A request (head included) must arrive within this of the connection's start."""
 MAX_THREADS = 32
 """Connections served at once; the CA validates from a handful of addresses."""
-MAX_DISCARDED_BODY = 64 * 1024
+MAX_DISCARDED_BODY = 64 * KIB
 """Bytes of a request body (a POST) read and dropped at most; a larger one is left unread."""
 NOT_A_CHALLENGE = ChallengeAnswer(
     404, (("content-type", "text/plain"), ("cache-control", "no-store")), b"not found\n"

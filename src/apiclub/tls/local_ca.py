@@ -22,16 +22,17 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from apiclub.errors import CertificateError, StorageError
 from apiclub.tls import keys
-from apiclub.tls.certified import DAYS, MINUTES, YEARS, CertifiedKey
+from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.pem import private_key_pem, public_keys_match
 from apiclub.tls.storage import Storage
+from apiclub.units import DAY, MINUTE, YEAR
 
 ROOT_CERT_KEY = keys.ROOT_CERT  # the names the tests and callers have always used
 ROOT_KEY_KEY = keys.ROOT_KEY
-ROOT_LIFETIME = 10 * YEARS
-LEAF_LIFETIME = 7 * DAYS
+ROOT_LIFETIME = 10 * YEAR
+LEAF_LIFETIME = 7 * DAY
 # Tolerate clients whose clock is slightly behind ours.
-BACKDATE = 1 * MINUTES
+BACKDATE = 1 * MINUTE
 # RFC 5280 4.1.2.6 / ub-common-name: a CN holds at most 64 characters.
 MAX_COMMON_NAME = 64
 

@@ -17,15 +17,15 @@ from datetime import timedelta
 
 from apiclub.errors import ApiclubError
 from apiclub.tls.cache import CertCache
-from apiclub.tls.certified import MINUTES, SECONDS
 from apiclub.tls.managed import ManagedCert
+from apiclub.units import MINUTE, SECOND
 
 logger = logging.getLogger("apiclub.tls")
 
-RENEW_CHECK_INTERVAL = 10 * MINUTES
+RENEW_CHECK_INTERVAL = 10 * MINUTE
 # How often each ACME certificate is checked: due for renewal, or renewed in the store by
 # another process (`apiclub certs renew`), which is then served within this interval.
-STORE_CHECK_INTERVAL = 30 * SECONDS
+STORE_CHECK_INTERVAL = 30 * SECOND
 
 
 class Maintenance:

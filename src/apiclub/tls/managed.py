@@ -26,17 +26,18 @@ from apiclub.tls.ari import (
     Schedule,
     lifetime_schedule,
 )
-from apiclub.tls.certified import DAYS, HOURS, MINUTES, CertifiedKey
+from apiclub.tls.certified import CertifiedKey
 from apiclub.tls.certstore import CertStore, Stamp
 from apiclub.tls.issuers import Issuer, LocalIssuer
 from apiclub.tls.paused import Pause, pause_from, pause_in, pause_record
+from apiclub.units import DAY, HOUR, MINUTE
 
 logger = logging.getLogger("apiclub.tls.acme")
 
-RETRY_INITIAL = 1 * MINUTES
-RETRY_MAX = 1 * DAYS
-STANDIN_LIFETIME = 1 * DAYS
-ARI_RETRY = 1 * HOURS
+RETRY_INITIAL = 1 * MINUTE
+RETRY_MAX = 1 * DAY
+STANDIN_LIFETIME = 1 * DAY
+ARI_RETRY = 1 * HOUR
 """After a failed renewal-info fetch, when to ask again (the lifetime rule holds meanwhile)."""
 
 

@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 
 from apiclub.errors import StorageError
 from apiclub.tokens.store import StoredToken, TokenStore
+from apiclub.units import SECONDS
 
 logger = logging.getLogger("apiclub.tokens")
 
-SECONDS = 1.0
 RELOAD_CHECK_INTERVAL = 1 * SECONDS
 """How often a check may `stat` the token file: a revocation takes effect within this."""
 

@@ -17,14 +17,11 @@ import h11
 from hypercorn.events import RawData
 from hypercorn.protocol.h11 import H11Protocol
 
-_PATCHED = "_apiclub_coalesces_head"
 _HELD = "_apiclub_held_head"
 
 
 def coalesce_h11_head_and_body() -> None:
-    """Patch Hypercorn's HTTP/1.1 protocol as the module docstring says; idempotent."""
-    if getattr(H11Protocol, _PATCHED, False):
-        return
+    """Patch Hypercorn's HTTP/1.1 protocol as the module docstring says."""
 
     async def send_h11_event(self: Any, event: Any) -> None:
         try:
@@ -43,4 +40,3 @@ def coalesce_h11_head_and_body() -> None:
         await self.send(RawData(data=data))
 
     H11Protocol._send_h11_event = send_h11_event  # type: ignore[method-assign]
-    setattr(H11Protocol, _PATCHED, True)

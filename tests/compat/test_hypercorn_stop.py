@@ -34,7 +34,8 @@ from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import ConnectionState
 
-from apiclub.server.hypercorn_fixes import _socket_transport, apply_hypercorn_fixes
+from apiclub import compat
+from apiclub.compat.transports import socket_transport as _socket_transport
 from apiclub.server.launcher import Server
 from apiclub.server.sockets import bind_socket
 from apiclub.settings import Settings
@@ -86,16 +87,19 @@ class Connection:
 
 @asynccontextmanager
 async def protocol(
-    kind: Callable[..., Any], app: RecordingApp, context: WorkerContext
+    kind: Callable[..., Any],
+    app: RecordingApp,
+    context: WorkerContext,
+    config: Config | None = None,
 ) -> AsyncIterator[tuple[Any, Connection]]:
     """A patched Hypercorn protocol of `kind` over TLS; the block's end awaits its app tasks."""
-    apply_hypercorn_fixes()
+    compat.install()
     connection = Connection()
     async with TaskGroup(asyncio.get_running_loop()) as task_group:
         yield (
             kind(
                 ASGIWrapper(app),
-                Config(),
+                config or Config(),
                 context,
                 task_group,
                 ConnectionState({}),
@@ -417,7 +421,7 @@ class _Recorder:
 def _read_loop(*, closing: bool) -> tuple[Any, _Recorder]:
     from hypercorn.asyncio.tcp_server import TCPServer
 
-    apply_hypercorn_fixes()
+    compat.install()
     server = TCPServer.__new__(TCPServer)
     server.reader = _GoneTlsReader()  # type: ignore[assignment]
     server.writer = _Writer(closing=closing)  # type: ignore[assignment]

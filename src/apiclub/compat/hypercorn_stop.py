@@ -1,13 +1,14 @@
 """Workarounds for Hypercorn 0.18 bugs that turn a graceful stop into lost or hanging requests.
 
-Applied by `apply_hypercorn_fixes()` before a listener starts; each names its bug, idempotent.
+Each function below applies one patch (`compat.install` applies them all, in order, once);
+each names its bug:
 - `TCPServer._close` lets TLS close errors escape (pgjones/hypercorn#261, #264): 500s, no exit.
 - `protocol_send` and `_read_data` turn I/O on a vanished TLS transport into a traceback.
 - A request arriving as an idle keep-alive connection is closed is run but never answered.
 - HTTP/2: a request arriving after the stop's GOAWAY crashes the stop, and closing the
   connection under the client's late frames resets it, failing streams already answered.
-- A TLS close can wait 30 s for the client, and the TLS transport's `abort()` stops working
-  after Hypercorn's second `close()`: `abort_connections` cuts the TCP transport under it.
+- A stop must be able to cut the connections it waited for long enough: `track_connections`
+  reports each one to `server.connections`, which cuts its TCP transport (`transports.py`).
 """
 
 from __future__ import annotations
@@ -19,23 +20,21 @@ import logging
 import ssl
 from collections.abc import Iterator
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 import h2.events
 import h11
 from h2.connection import ConnectionState
 from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
-from hypercorn.config import Config
 from hypercorn.events import Closed, RawData
 from hypercorn.protocol.events import Response
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 
-from apiclub.server.h2_limits import _STREAM_EVENTS, limit_h2_streams
-from apiclub.server.stop_policy import (
+from apiclub.compat.h2_limits import STREAM_EVENTS
+from apiclub.compat.stop_policy import (
     _CLOSING,
     _OPENED_BEFORE_STOP,
-    _SOCKET_TRANSPORT,
     CLOSE_NOTIFY_WAIT,
     FIRST_REQUEST_WAIT,
     SILENT_CUT_DELAY,
@@ -45,28 +44,15 @@ from apiclub.server.stop_policy import (
     _say_goaway_and_linger,
     cut_after_close_wait,
 )
+from apiclub.compat.transports import SOCKET_TRANSPORT, TASK, socket_transport
 
 logger = logging.getLogger("apiclub.server")
 
-_PATCHED = "_apiclub_tolerates_close_errors"
 _CONNECTION_CLOSE = (b"connection", b"close")
 
 
-def apply_hypercorn_fixes() -> None:
-    """Apply every workaround in this module; idempotent."""
-    tolerate_tls_close_errors()
-    tolerate_writes_after_connection_lost()
-    tolerate_reads_after_connection_lost()
-    close_idle_connections_safely()
-    ignore_h2_requests_after_goaway()
-    # After the GOAWAY fix, so that the limit's filter runs first and ours sees each event
-    # as Hypercorn reaches it.
-    limit_h2_streams()
-    track_connections()
-
-
 def tolerate_tls_close_errors() -> None:
-    """Make `TCPServer._close` swallow TLS close errors; idempotent.
+    """Make `TCPServer._close` swallow TLS close errors.
 
     Hypercorn 0.17-0.18's `TCPServer._close` lets `ssl.SSLError`
     ("APPLICATION_DATA_AFTER_CLOSE_NOTIFY": the client sent its next request as we closed) and
@@ -75,8 +61,6 @@ def tolerate_tls_close_errors() -> None:
     at once and every other in-flight request is cancelled: clients get 500s. The connection is
     closed either way, so the error is logged at debug level and dropped.
     """
-    if getattr(TCPServer, _PATCHED, False):
-        return
     original = TCPServer._close
 
     async def close(self: Any) -> None:
@@ -90,22 +74,16 @@ def tolerate_tls_close_errors() -> None:
             logger.debug("TLS error while closing a connection (hypercorn#261): %s", exc)
 
     TCPServer._close = close  # type: ignore[method-assign]
-    setattr(TCPServer, _PATCHED, True)
-
-
-_PATCHED_SEND = "_apiclub_tolerates_lost_transport"
 
 
 def tolerate_writes_after_connection_lost() -> None:
-    """Treat a write to a TLS transport that is already gone as a close; idempotent.
+    """Treat a write to a TLS transport that is already gone as a close.
 
     When a client resets the connection while Hypercorn still has bytes to send (an HTTP/2
     flood answered with GOAWAY), asyncio's TLS transport has dropped its protocol and `write`
     raises `AttributeError` instead of `ConnectionError` (CPython sslproto.py), which
     Hypercorn's `protocol_send` does not catch: an unhandled-exception traceback per connection.
     """
-    if getattr(TCPServer, _PATCHED_SEND, False):
-        return
     original = TCPServer.protocol_send
 
     async def protocol_send(self: Any, event: Any) -> None:
@@ -115,14 +93,10 @@ def tolerate_writes_after_connection_lost() -> None:
         await original(self, event)
 
     TCPServer.protocol_send = protocol_send  # type: ignore[method-assign]
-    setattr(TCPServer, _PATCHED_SEND, True)
-
-
-_PATCHED_READ = "_apiclub_tolerates_reads_after_connection_lost"
 
 
 def tolerate_reads_after_connection_lost() -> None:
-    """Treat a read from a TLS transport that is already gone as a close; idempotent.
+    """Treat a read from a TLS transport that is already gone as a close.
 
     The read side of the same CPython sslproto.py gap as `tolerate_writes_after_connection_lost`
     (gh-98539: a second `close()` drops the transport's TLS protocol): the reader's
@@ -130,8 +104,6 @@ def tolerate_reads_after_connection_lost() -> None:
     '_resume_reading'`, which `TCPServer._read_data` does not catch. Seen here about once in
     eight HTTP/2 rapid-reset floods, as a traceback per connection.
     """
-    if getattr(TCPServer, _PATCHED_READ, False):
-        return
 
     async def read_data(self: Any) -> None:
         # Hypercorn 0.18's `_read_data`, plus the AttributeError of a closed TLS transport.
@@ -148,14 +120,10 @@ def tolerate_reads_after_connection_lost() -> None:
         await self.protocol.handle(Closed())
 
     TCPServer._read_data = read_data  # type: ignore[method-assign]
-    setattr(TCPServer, _PATCHED_READ, True)
-
-
-_PATCHED_IDLE = "_apiclub_closes_idle_connections_safely"
 
 
 def close_idle_connections_safely() -> None:
-    """Close a keep-alive connection only while no request runs on it; idempotent.
+    """Close a keep-alive connection only while no request runs on it.
 
     Hypercorn closes an idle connection when the server stops (or at the keep-alive timeout),
     and a request arriving at that instant was run but never answered (a POST stored, the
@@ -181,8 +149,6 @@ def close_idle_connections_safely() -> None:
     its answer says `Connection: close` (RFC 9112 9.6; hyperium/hyper#3725 does the same).
     What else a stop does with each connection is stop_policy.py's to decide.
     """
-    if getattr(TCPServer, _PATCHED_IDLE, False):
-        return
     original_create_stream = H11Protocol._create_stream
     original_stream_send = H11Protocol.stream_send
     original_init = H11Protocol.__init__
@@ -243,14 +209,10 @@ def close_idle_connections_safely() -> None:
     H11Protocol.__init__ = init  # type: ignore[method-assign]
     H11Protocol._create_stream = create_stream  # type: ignore[method-assign]
     H11Protocol.stream_send = stream_send  # type: ignore[method-assign]
-    setattr(TCPServer, _PATCHED_IDLE, True)
-
-
-_PATCHED_H2 = "_apiclub_ignores_requests_after_goaway"
 
 
 def ignore_h2_requests_after_goaway() -> None:
-    """Drop HTTP/2 requests that arrive after our GOAWAY; idempotent.
+    """Drop HTTP/2 requests that arrive after our GOAWAY.
 
     When the server stops, Hypercorn sends GOAWAY as soon as an HTTP/2 connection has no stream
     left (h2's state CLOSED). A request the client sent before it read the GOAWAY still arrives,
@@ -265,8 +227,6 @@ def ignore_h2_requests_after_goaway() -> None:
     client (httpx) failed every stream of the connection, the answers already sent included: a
     POST stored, its client told it failed. The connection closes after `_say_goaway_and_linger`.
     """
-    if getattr(H2Protocol, _PATCHED_H2, False):
-        return
     original = H2Protocol._handle_events
     original_handle = H2Protocol.handle
 
@@ -287,7 +247,6 @@ def ignore_h2_requests_after_goaway() -> None:
 
     H2Protocol._handle_events = handle_events  # type: ignore[method-assign]
     H2Protocol.handle = handle  # type: ignore[method-assign]
-    setattr(H2Protocol, _PATCHED_H2, True)
 
 
 def _unless_closed(protocol: Any, events: list[h2.events.Event]) -> Iterator[h2.events.Event]:
@@ -300,7 +259,7 @@ def _unless_closed(protocol: Any, events: list[h2.events.Event]) -> Iterator[h2.
     """
     dropped: set[int] = set()
     for event in events:
-        if isinstance(event, _STREAM_EVENTS) and event.stream_id in dropped:
+        if isinstance(event, STREAM_EVENTS) and event.stream_id in dropped:
             if isinstance(event, h2.events.DataReceived):
                 protocol.connection.acknowledge_received_data(
                     event.flow_controlled_length, event.stream_id
@@ -315,84 +274,46 @@ def _unless_closed(protocol: Any, events: list[h2.events.Event]) -> Iterator[h2.
         yield event
 
 
-_PATCHED_RUN = "_apiclub_tracks_connections"
-_TASK = "_apiclub_task"
-_open_connections: set[Any] = set()
+class ConnectionTracker(Protocol):
+    """Where `track_connections` reports connections (`server.connections.OpenConnections`)."""
+
+    def opened(self, server: Any) -> None: ...
+
+    def closed(self, server: Any) -> None: ...
+
+
+class _NoTracker:
+    def opened(self, server: Any) -> None:
+        pass
+
+    def closed(self, server: Any) -> None:
+        pass
+
+
+tracker: ConnectionTracker = _NoTracker()
+"""Set by `compat.install` before the patches go in."""
 
 
 def track_connections() -> None:
-    """Keep a set of open connections so that a stop can cut them; idempotent.
+    """Report each open connection to `tracker`, so that a stop can cut it.
 
-    Each remembers its TCP transport and its task, for `abort_connections` and
-    `cancel_connections`. A connection cancelled once the stop began (Hypercorn's graceful
-    timeout, or ours) ends normally: on Python 3.11 a cancelled `start_server` task makes
-    asyncio log a traceback per connection (CPython gh-113538, fixed in 3.12).
+    Each remembers its TCP transport and its task (`transports.py`). A connection cancelled
+    once the stop began (Hypercorn's graceful timeout, or ours) ends normally: on Python 3.11
+    a cancelled `start_server` task makes asyncio log a traceback per connection (CPython
+    gh-113538, fixed in 3.12).
     """
-    if getattr(TCPServer, _PATCHED_RUN, False):
-        return
     original = TCPServer.run
 
     async def run(self: Any) -> None:
-        setattr(self, _SOCKET_TRANSPORT, _socket_transport(self.writer.transport))
-        setattr(self, _TASK, asyncio.current_task())
-        _open_connections.add(self)
+        setattr(self, SOCKET_TRANSPORT, socket_transport(self.writer.transport))
+        setattr(self, TASK, asyncio.current_task())
+        tracker.opened(self)
         try:
             await original(self)
         except asyncio.CancelledError:
             if not self.context.terminated.is_set():
                 raise
         finally:
-            _open_connections.discard(self)
+            tracker.closed(self)
 
     TCPServer.run = run  # type: ignore[method-assign]
-    setattr(TCPServer, _PATCHED_RUN, True)
-
-
-def _socket_transport(transport: asyncio.WriteTransport) -> asyncio.WriteTransport:
-    """The TCP transport under asyncio's TLS transport (or `transport` itself, without TLS).
-
-    Hypercorn closes a connection's writer twice (`_initiate_server_close`, then `_close`);
-    the second `close()` of a TLS transport drops its link to the TLS protocol (CPython
-    gh-98539), after which its `abort()` does nothing and even `get_extra_info` fails. Only
-    the TCP transport under it, kept from the start, can still be cut.
-    """
-    ssl_protocol = getattr(transport, "_ssl_protocol", None)
-    tcp: asyncio.WriteTransport | None = getattr(ssl_protocol, "_transport", None)
-    return tcp if tcp is not None else transport
-
-
-def _connections_of(config: Config) -> list[Any]:
-    return [server for server in _open_connections if server.config is config]
-
-
-def abort_connections(config: Config) -> int:
-    """Cut (close the TCP socket of) every connection still open on the listener of `config`.
-
-    A TLS close waits for the client's close_notify for up to 30 s (asyncio's
-    `SSL_SHUTDOWN_TIMEOUT`), and a connection cancelled at Hypercorn's graceful timeout waits
-    for it again in its `finally` (`TCPServer._close` awaits `wait_closed()`): an idle client
-    that never answers holds the process past any stop timeout. Closing the TCP transport
-    reports the connection lost at once, which ends that wait. Called once the grace period
-    is over, when nothing is left to answer.
-
-    Returns:
-        How many connections were cut.
-    """
-    doomed = _connections_of(config)
-    for server in doomed:
-        getattr(server, _SOCKET_TRANSPORT).abort()
-    return len(doomed)
-
-
-def cancel_connections(config: Config) -> int:
-    """Cancel the task of every connection still open on the listener of `config`; how many.
-
-    The fallback when cutting did not end a connection. Hypercorn's stop waits for these
-    tasks inside `asyncio.wait_for`, so they are cancelled, never the listener: a cancel
-    landing there leaves Hypercorn reading the result of an unfinished `gather`
-    (`InvalidStateError: Exception is not set.`, exit 1).
-    """
-    doomed = _connections_of(config)
-    for server in doomed:
-        getattr(server, _TASK).cancel()
-    return len(doomed)

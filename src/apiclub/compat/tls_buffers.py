@@ -21,20 +21,18 @@ import asyncio.sslproto
 import threading
 from typing import Any
 
-KIB = 1024
+from apiclub.units import KIB
+
 TLS_READ_SIZE = 17 * KIB
 """Bytes per read: one full TLS record (16 KiB + 256 + 5) fits."""
 
-_PATCHED = "_apiclub_shares_tls_read_buffers"
 _per_thread = threading.local()
 
 
 def shrink_tls_read_buffers() -> None:
-    """Make asyncio's TLS connections of this process read through one shared buffer; idempotent."""
+    """Make asyncio's TLS connections of this process read through one shared buffer."""
     protocol = asyncio.sslproto.SSLProtocol
     protocol.max_size = TLS_READ_SIZE
-    if getattr(protocol, _PATCHED, False):
-        return
     original_init = protocol.__init__
     original_buffer_updated = protocol.buffer_updated
 
@@ -57,7 +55,6 @@ def shrink_tls_read_buffers() -> None:
     protocol.__init__ = init  # type: ignore[method-assign]
     protocol.get_buffer = get_buffer  # type: ignore[method-assign]
     protocol.buffer_updated = buffer_updated  # type: ignore[method-assign]
-    setattr(protocol, _PATCHED, True)
 
 
 def _shared_buffer() -> memoryview:

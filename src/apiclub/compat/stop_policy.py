@@ -1,6 +1,6 @@
 """How a stop treats each open connection: drain, answer its first request, or close and cut.
 
-The decisions behind the stop patches of hypercorn_fixes.py, kept apart so that each rule has
+The decisions behind the stop patches of hypercorn_stop.py, kept apart so that each rule has
 its reason beside it:
 
 - an idle keep-alive connection closes at once, and its TCP socket is cut if the client does
@@ -19,7 +19,9 @@ from h2.connection import ConnectionState
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 
-SECONDS = 1.0
+from apiclub.compat.transports import SOCKET_TRANSPORT
+from apiclub.units import SECONDS
+
 H2_STOP_LINGER = 0.25 * SECONDS
 """How long a stopping server waits for an HTTP/2 client to close after GOAWAY: a round trip
 across continents, and short enough for a stop within a second."""
@@ -36,8 +38,7 @@ LINGER_POLL = 0.02 * SECONDS
 
 _CLOSING = "_apiclub_closing"
 _OPENED_BEFORE_STOP = "_apiclub_opened_before_stop"
-_SOCKET_TRANSPORT = "_apiclub_socket_transport"
-"""Attributes the patches set: closing decided, opened before the stop, the TCP transport."""
+"""Attributes the patches set: closing decided, opened before the stop."""
 
 
 async def _say_goaway_and_linger(server: Any, protocol: H2Protocol) -> bool:
@@ -73,7 +74,7 @@ def cut_after_close_wait(server: Any, delay: float = CLOSE_NOTIFY_WAIT) -> None:
     cut: no request runs on the connection, and one that arrives is not started
     (`_CLOSING`). Cutting a connection already closed does nothing.
     """
-    transport: asyncio.WriteTransport | None = getattr(server, _SOCKET_TRANSPORT, None)
+    transport: asyncio.WriteTransport | None = getattr(server, SOCKET_TRANSPORT, None)
     if transport is None:
         return
     loop = asyncio.get_running_loop()

@@ -11,14 +11,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from apiclub.tls import acme_compat
+from apiclub.compat import acme_orders
 from apiclub.tls.ari import ari_cert_id
 
 IDENTIFIER = messages.Identifier(typ=messages.IDENTIFIER_FQDN, value="api.example.com")
 
 
 def test_the_installed_acme_still_needs_the_patch() -> None:
-    acme_compat.check()  # raises once acme adds `replaces` itself, or changes its helpers
+    acme_orders.check()  # raises once acme adds `replaces` itself, or changes its helpers
 
 
 def test_stock_acme_cannot_send_replaces_and_the_compat_order_does() -> None:
@@ -26,9 +26,9 @@ def test_stock_acme_cannot_send_replaces_and_the_compat_order_does() -> None:
         messages.NewOrder(identifiers=[IDENTIFIER], replaces="aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE")
     stock = messages.NewOrder(identifiers=[IDENTIFIER]).to_partial_json()
     assert "replaces" not in stock
-    order = acme_compat.NewOrderWithReplaces(identifiers=[IDENTIFIER], replaces="abc.def")
+    order = acme_orders.NewOrderWithReplaces(identifiers=[IDENTIFIER], replaces="abc.def")
     assert order.to_partial_json()["replaces"] == "abc.def"
-    plain = acme_compat.NewOrderWithReplaces(identifiers=[IDENTIFIER]).to_partial_json()
+    plain = acme_orders.NewOrderWithReplaces(identifiers=[IDENTIFIER]).to_partial_json()
     assert "replaces" not in plain  # omitted when not renewing
 
 

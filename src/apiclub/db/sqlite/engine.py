@@ -4,31 +4,36 @@ Piccolo builds the SQL and runs migrations as before; what changes is where a qu
 
 - Reads whose cost does not grow with the table (`read_snapshot(bounded=True)`) run on the
   event loop's own connection. Other reads, and transactions (migrations), borrow one of
-  `READERS` pooled connections, each in a thread of its own (`sqlite_threads`). In WAL mode
+  `READERS` pooled connections, each in a thread of its own (`threads`). In WAL mode
   readers never wait for the writer, nor it for them.
 - Single writes passed to `write()` go to the `GroupCommitWriter`, which commits whatever
   writes are waiting in one transaction, each answered once that commit is on disk.
 
 Every use first checks that the path still names the file opened at start (`DatabaseGuard`);
 a long-lived connection would otherwise go on writing to a deleted file.
+
+Which of SQLite's errors mean "not now" rather than "bug" (`SQLiteDatabase.unavailable`) is
+decided here, beside the code that raises them; `file.create_sqlite_engine` builds the engine.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import weakref
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
 from piccolo.query.base import Query
 from piccolo.querystring import QueryString
 
-from apiclub.db.deadline import READ_DEADLINE, read_deadline
-from apiclub.db.group_commit import GroupCommitWriter
-from apiclub.db.guard import DatabaseGuard
-from apiclub.db.sqlite_threads import Connect, ConnectionPool, ConnectionThread, Row, fetch
+from apiclub.db.interface import Unavailable
+from apiclub.db.sqlite.deadline import READ_DEADLINE, read_deadline
+from apiclub.db.sqlite.group_commit import GroupCommitWriter
+from apiclub.db.sqlite.guard import DatabaseGuard
+from apiclub.db.sqlite.threads import Connect, ConnectionPool, ConnectionThread, Row, fetch
 
 READERS = 4
 """Pooled reading connections: enough that a slow scan (a one-letter `name` filter over a
@@ -36,12 +41,39 @@ million tasks takes ~80 ms) leaves others to serve, few enough that their page c
 (2 MiB each at most, SQLite's default) stay small."""
 CLOSE_WAIT_MARGIN = 5.0
 """Seconds `close()` waits for the queued writes beyond the busy timeout their BEGIN may wait."""
+MAX_ROWID = 2**63 - 1
+"""SQLite's largest integer, and so its largest rowid (the task id): a larger one cannot exist
+and would fail inside SQLite as a query parameter."""
+
+# Primary result codes (https://www.sqlite.org/rescode.html) that mean "not now" rather than
+# "bug": the lock stayed taken past the busy timeout, or the file cannot be written.
+_UNAVAILABLE = {
+    sqlite3.SQLITE_BUSY: Unavailable("the database is busy", "busy"),
+    sqlite3.SQLITE_LOCKED: Unavailable("the database is busy", "busy"),
+    sqlite3.SQLITE_READONLY: Unavailable("the database is read-only"),
+    sqlite3.SQLITE_IOERR: Unavailable("the database cannot be read or written"),
+    sqlite3.SQLITE_FULL: Unavailable("the database disk is full"),
+    sqlite3.SQLITE_CANTOPEN: Unavailable("the database file cannot be opened"),
+    # `deadline`: a read ran past its time limit and was stopped, freeing its reader.
+    sqlite3.SQLITE_INTERRUPT: Unavailable("the query took too long and was stopped"),
+}
 
 
 class SQLiteDatabase(SQLiteEngine):
     """Piccolo's engine for the file `guard` watches, on pooled connections (module docstring)."""
 
     __slots__ = ("__weakref__", "_in_place", "guard", "read_deadline", "readers", "writer")
+
+    max_task_id: ClassVar[int] = MAX_ROWID
+    unavailable_errors: ClassVar[tuple[type[Exception], ...]] = (sqlite3.Error,)
+
+    @staticmethod
+    def unavailable(exc: BaseException) -> Unavailable | None:
+        """Why SQLite cannot serve now (busy past the timeout, read-only, full, I/O error,
+        a read stopped at its deadline), for a 503; None when `exc` is a bug."""
+        if not isinstance(exc, sqlite3.Error):
+            return None
+        return _UNAVAILABLE.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF)
 
     def __init__(
         self,
@@ -66,6 +98,13 @@ class SQLiteDatabase(SQLiteEngine):
         )
         # When the engine goes, or at exit: close() is the orderly way.
         weakref.finalize(self, _close, self._in_place, self.readers, self.writer, guard, 0.0)
+
+    async def start(self) -> None:
+        """Nothing to do: `create_sqlite_engine` prepared the file, connections open on use."""
+
+    async def stop(self) -> None:
+        """`close()`, off the event loop: it waits for the writer thread's last commit."""
+        await asyncio.to_thread(self.close)
 
     def close(self) -> None:
         """Commit the writes already queued, then close every connection and the guard's."""

@@ -15,7 +15,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-SECONDS = 1.0
+from apiclub.units import SECONDS
+
 READ_DEADLINE = 2 * SECONDS
 """How long one read may run on a pooled reader before SQLite interrupts it."""
 CHECK_EVERY = 1_000

@@ -2,9 +2,9 @@
 
 Hypercorn passes `h11_max_incomplete_size` to h11, which enforces it only on a head still
 incomplete after a read: Hypercorn reads up to 64 KiB at a time, so a head of ~63 KiB that
-arrives in one read was parsed and served, four times the documented limit (issue 14). This
-patch measures every parsed request head and answers 431 (RFC 6585 5) and closes when it is
-over `MAX_REQUEST_HEAD`, as the port-80 listener does.
+arrives in one read was parsed and served, four times the documented limit. This patch
+measures every parsed request head and answers 431 (RFC 6585 5) and closes when it is over
+the listener's `h11_max_incomplete_size`, as the port-80 listener does.
 
 HTTP/2: Hypercorn advertises `h2_max_header_list_size` as SETTINGS_MAX_HEADER_LIST_SIZE, but
 passes it to h2 as an initial setting, which h2 never treats as a change to acknowledge, so
@@ -15,7 +15,6 @@ advertised one; h2 then refuses a larger header list (a connection error).
 from __future__ import annotations
 
 import logging
-from importlib.metadata import version
 from typing import Any
 
 import h11
@@ -25,9 +24,6 @@ from hypercorn.protocol.h11 import H11Protocol
 
 logger = logging.getLogger("apiclub.server")
 
-TESTED_HYPERCORN = "0.18."
-_PATCHED = "_apiclub_limits_the_head"
-_PATCHED_H2 = "_apiclub_limits_the_header_list"
 _REQUEST_LINE_OVERHEAD = len(b"  HTTP/1.1\r\n\r\n")
 _FIELD_OVERHEAD = len(b": \r\n")
 
@@ -38,37 +34,24 @@ def head_size(request: h11.Request) -> int:
     return size + sum(len(name) + len(value) + _FIELD_OVERHEAD for name, value in request.headers)
 
 
-def limit_h11_head(max_size: int) -> None:
-    """Patch Hypercorn's HTTP/1.1 protocol as the module docstring says; idempotent."""
-    if getattr(H11Protocol, _PATCHED, None) is not None:
-        setattr(H11Protocol, _PATCHED, max_size)
-        return
-    if not version("hypercorn").startswith(TESTED_HYPERCORN):
-        logger.warning(
-            "hypercorn %s is not the 0.18 the head-limit patch was tested with: check "
-            "tests/server/test_head_limit.py still passes",
-            version("hypercorn"),
-        )
+def limit_h11_head() -> None:
+    """Patch Hypercorn's HTTP/1.1 protocol as the module docstring says."""
     original = H11Protocol._create_stream
 
     async def create_stream(self: Any, request: h11.Request) -> None:
-        if head_size(request) > getattr(H11Protocol, _PATCHED):
-            logger.info(
-                "refused a request head over %d bytes with 431", getattr(H11Protocol, _PATCHED)
-            )
+        limit = self.config.h11_max_incomplete_size
+        if head_size(request) > limit:
+            logger.info("refused a request head over %d bytes with 431", limit)
             await self._send_error_response(431)
             await self.send(Closed())
             return
         await original(self, request)
 
     H11Protocol._create_stream = create_stream  # type: ignore[method-assign]
-    setattr(H11Protocol, _PATCHED, max_size)
 
 
 def limit_h2_header_list() -> None:
-    """Make h2's HPACK decoder keep to the header-list size Hypercorn advertises; idempotent."""
-    if getattr(H2Protocol, _PATCHED_H2, False):
-        return
+    """Make h2's HPACK decoder keep to the header-list size Hypercorn advertises."""
     original = H2Protocol.__init__
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -76,4 +59,3 @@ def limit_h2_header_list() -> None:
         self.connection.decoder.max_header_list_size = self.config.h2_max_header_list_size
 
     H2Protocol.__init__ = init  # type: ignore[method-assign]
-    setattr(H2Protocol, _PATCHED_H2, True)

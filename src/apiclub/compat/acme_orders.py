@@ -40,12 +40,14 @@ def check() -> None:
     """
     version = importlib.metadata.version("acme")
     if not version.startswith(TESTED_VERSIONS):
-        raise RuntimeError(f"acme {version} is untested with apiclub.tls.acme_compat")
+        raise RuntimeError(f"acme {version} is untested with apiclub.compat.acme_orders")
     for helper in ("_post", "_authzr_from_response"):
         if not hasattr(client.ClientV2, helper):
-            raise RuntimeError(f"acme {version}: ClientV2.{helper} is gone; update acme_compat")
+            raise RuntimeError(
+                f"acme {version}: ClientV2.{helper} is gone; update compat/acme_orders.py"
+            )
     if "replaces" in messages.NewOrder._fields:
-        raise RuntimeError(f"acme {version} has NewOrder.replaces: drop acme_compat.new_order")
+        raise RuntimeError(f"acme {version} has NewOrder.replaces: drop compat/acme_orders.py")
 
 
 @functools.cache
@@ -55,7 +57,7 @@ def _checked_once() -> None:
     try:
         check()
     except RuntimeError as exc:
-        logger.warning("%s (tests/tls/test_acme_compat.py fails too)", exc)
+        logger.warning("%s (tests/compat/test_acme_orders.py fails too)", exc)
 
 
 def new_order(

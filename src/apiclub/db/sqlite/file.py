@@ -1,14 +1,11 @@
-"""The SQLite engine: one file in WAL mode, a busy timeout, and how Piccolo is pointed at it.
-
-(PostgreSQL, chosen by `APICLUB_DATABASE_URL`, lives in `postgres`; binding and write
-transactions here serve both.)
+"""The SQLite file: created private, switched to WAL, probed writable; its engine built on it.
 
 Piccolo's `SQLiteEngine` does not enable WAL, so the file is switched to WAL once here (the
-mode persists in the file), and every connection gets a busy timeout: another process's writer
-(`--workers`, `apiclub migrate`) is waited for instead of failing with "database is locked"
-(all but the event loop's own reader, which must not block: `sqlite_engine`).
-Which connection runs what (a few long-lived readers, one group-committing writer) is
-`sqlite_engine`'s job. Every connection also sets `synchronous=FULL` (SQLite's usual default,
+mode persists in the file), and every connection gets a busy timeout (`APICLUB_DB_BUSY_TIMEOUT`):
+another process's writer (`--workers`, `apiclub migrate`) is waited for instead of failing at
+once with "database is locked" (all but the event loop's own reader, which must not block:
+`engine`). Which connection runs what (a few long-lived readers, one group-committing writer) is
+`engine`'s job. Every connection also sets `synchronous=FULL` (SQLite's usual default,
 but builds may lower it): in WAL mode FULL keeps acknowledged commits across a process crash
 *and* a power loss, where NORMAL survives only the former; it costs one fsync per commit.
 Connections open only the file opened at start, through a `DatabaseGuard` (see `guard`).
@@ -16,7 +13,7 @@ Connections open only the file opened at start, through a `DatabaseGuard` (see `
 When Litestream replicates the file (`APICLUB_REPLICATE`), it must own checkpoints: it copies
 WAL frames before they are checkpointed into the main file, and an application checkpoint
 racing it forces a new snapshot (Litestream's "tips": disable autocheckpoints). Every
-connection then sets `wal_autocheckpoint=0` (`create_engine(..., autocheckpoint=False)`).
+connection then sets `wal_autocheckpoint=0` (`create_sqlite_engine(..., autocheckpoint=False)`).
 """
 
 from __future__ import annotations
@@ -27,25 +24,16 @@ import sqlite3
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
-from piccolo.apps.migrations.tables import Migration
-from piccolo.engine.postgres import PostgresTransaction
-from piccolo.engine.sqlite import SQLiteTransaction, TransactionType
-
-from apiclub.db import piccolo_conf
-from apiclub.db.guard import DatabaseGuard
-from apiclub.db.postgres import Postgres
-from apiclub.db.sqlite_engine import SQLiteDatabase
-from apiclub.db.tables import Task
+from apiclub.db.sqlite.engine import SQLiteDatabase
+from apiclub.db.sqlite.guard import DatabaseGuard
 from apiclub.errors import StorageError
+from apiclub.units import SECONDS
 
-Database: TypeAlias = SQLiteDatabase | Postgres
-"""The engines apiclub runs on."""
-
-SECONDS = 1.0
 BUSY_TIMEOUT = 30 * SECONDS
-"""How long a query waits for another connection's write lock before giving up."""
+"""How long a query waits for another connection's write lock before giving up, unless the
+caller says otherwise (`Settings.db_busy_timeout`)."""
 BUSY_RETRY_INTERVAL = 0.05 * SECONDS
 
 
@@ -75,7 +63,7 @@ def _guarded_factory(guard: DatabaseGuard, autocheckpoint: bool) -> type[sqlite3
     return GuardedConnection
 
 
-def create_engine(
+def create_sqlite_engine(
     path: Path, *, busy_timeout: float = BUSY_TIMEOUT, autocheckpoint: bool = True
 ) -> SQLiteDatabase:
     """Prepare the SQLite file at `path` (WAL, writable) and return a Piccolo engine for it.
@@ -174,46 +162,3 @@ def _try_prepare_file(path: Path, busy_timeout: float) -> None:
         # Takes the write lock and rolls back: proves the file is writable before we serve.
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
-
-
-def bind_engine(engine: Database) -> None:
-    """Make this process's Piccolo (tables, migrations, `piccolo` commands) use `engine`."""
-    piccolo_conf.DB = engine
-    # Piccolo finds its engine only through the module that PICCOLO_CONF names (its migration
-    # manager calls engine_finder() itself), so pointing the variable at our module is the hook.
-    os.environ["PICCOLO_CONF"] = piccolo_conf.__name__
-    Task._meta.db = engine
-    Migration._meta.db = engine
-
-
-def write_transaction() -> SQLiteTransaction | PostgresTransaction:
-    """A transaction for writes that must go together (migrations; tests).
-
-    A single task write needs none: on SQLite it is group-committed (`SQLiteDatabase.write`),
-    on PostgreSQL it runs in a transaction of its own (`tasks._write`).
-
-    SQLite: IMMEDIATE, so writers queue on the busy timeout. A DEFERRED transaction that reads
-    first and then writes cannot wait for the lock (SQLite answers SQLITE_BUSY at once to avoid
-    a deadlock); IMMEDIATE takes the lock up front.
-
-    PostgreSQL: a plain READ COMMITTED transaction. Each write is one statement (INSERT, UPDATE
-    or DELETE ... RETURNING) whose row locks make concurrent writers to a row wait, and an
-    UPDATE that waited re-reads the row's latest version, so no write is lost; there is no
-    read-then-write for a stricter level to protect.
-    """
-    engine = bound_engine()
-    if isinstance(engine, Postgres):
-        return engine.transaction()
-    return engine.transaction(transaction_type=TransactionType.immediate)
-
-
-def bound_engine() -> Database:
-    """The engine `bind_engine` installed.
-
-    Raises:
-        RuntimeError: no engine is bound (a programming error, not an operator's).
-    """
-    engine = piccolo_conf.DB
-    if not isinstance(engine, SQLiteDatabase | Postgres):
-        raise RuntimeError("no database engine bound: call bind_engine(create_engine(path)) first")
-    return engine

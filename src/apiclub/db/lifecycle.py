@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from apiclub.db.engine import Database, create_engine
+from apiclub.db.binding import Database
+from apiclub.db.interface import Engine
 from apiclub.db.migrate import migrate
 from apiclub.db.postgres import Postgres
+from apiclub.db.sqlite import SQLiteDatabase, create_sqlite_engine
 from apiclub.serving_lock import ServingLock, serving_lock_path
 from apiclub.settings import Settings
 
@@ -20,6 +22,12 @@ logger = logging.getLogger(__name__)
 
 _serving_locks: dict[int, ServingLock] = {}
 """The serving lock of each engine `open_database` opened, by `id(engine)`, until it closes."""
+
+
+def engine_class(settings: Settings) -> type[Engine]:
+    """The kind of engine `settings` name, known before it is opened (the API's routes and
+    error handlers are built from its `max_task_id` and `unavailable_errors`)."""
+    return Postgres if settings.database_url is not None else SQLiteDatabase
 
 
 def choose_engine(settings: Settings) -> Database:
@@ -30,8 +38,12 @@ def choose_engine(settings: Settings) -> Database:
     """
     if settings.database_url is not None:
         return Postgres(settings.database_url)
-    # Replicated by Litestream: it owns the checkpoints (engine's module docstring).
-    return create_engine(settings.database_path, autocheckpoint=settings.replicate is None)
+    # Replicated by Litestream: it owns the checkpoints (`sqlite.file`'s module docstring).
+    return create_sqlite_engine(
+        settings.database_path,
+        busy_timeout=settings.db_busy_timeout,
+        autocheckpoint=settings.replicate is None,
+    )
 
 
 async def open_database(settings: Settings) -> Database:
@@ -64,10 +76,7 @@ async def open_database(settings: Settings) -> Database:
 async def close_database(engine: Database) -> None:
     """Close PostgreSQL's pool, or commit SQLite's queued writes and close its connections."""
     try:
-        if isinstance(engine, Postgres):
-            await engine.close()
-        else:
-            await asyncio.to_thread(engine.close)  # waits for the writer thread's last commit
+        await engine.stop()  # SQLite: waits for the writer thread's last commit
     finally:
         if (lock := _serving_locks.pop(id(engine), None)) is not None:
             lock.release()
@@ -83,8 +92,7 @@ async def migrate_database(settings: Settings) -> list[str]:
 
 
 async def _start_engine(settings: Settings) -> Database:
-    # SQLite's create_engine touches the file (WAL, a write-lock probe): off the event loop.
+    # SQLite's create_sqlite_engine touches the file (WAL, a write-lock probe): off the loop.
     engine = await asyncio.to_thread(choose_engine, settings)
-    if isinstance(engine, Postgres):
-        await engine.start()
+    await engine.start()  # PostgreSQL: opens the pool, retrying
     return engine

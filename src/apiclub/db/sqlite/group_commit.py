@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from apiclub.db.sqlite_threads import Connect, Row, closed_error, fetch, settle
+from apiclub.db.sqlite.threads import Connect, Row, closed_error, fetch, settle
 from apiclub.observe import emit
 
 MAX_BATCH = 256

@@ -7,7 +7,7 @@ RST_STREAM pairs: measured here, every stream in the read still ran the app (3,2
 connection limited to 1,000) and each drew one more GOAWAY, with a growing last stream id
 (RFC 9113 6.8: it must not grow). A DATA frame for a stream Hypercorn no longer tracks (refused
 during shutdown, or past the limit) raises `KeyError` and tears the whole connection down with
-its other streams (NOTES.md).
+its other streams.
 
 This wraps `H2Protocol._handle_events`: streams past the limit are not started (the one GOAWAY
 names the last stream that was, RFC 9113 6.8, so the client knows the rest are safe to retry),
@@ -25,14 +25,11 @@ from hypercorn.protocol.h2 import H2Protocol
 
 logger = logging.getLogger("apiclub.server")
 
-_PATCHED = "_apiclub_limits_streams"
-_STREAM_EVENTS = (h2.events.DataReceived, h2.events.StreamEnded, h2.events.StreamReset)
+STREAM_EVENTS = (h2.events.DataReceived, h2.events.StreamEnded, h2.events.StreamReset)
 
 
 def limit_h2_streams() -> None:
-    """Patch Hypercorn's HTTP/2 protocol as the module docstring says; idempotent."""
-    if getattr(H2Protocol, _PATCHED, False):
-        return
+    """Patch Hypercorn's HTTP/2 protocol as the module docstring says."""
     original = H2Protocol._handle_events
 
     async def handle_events(self: Any, events: list[h2.events.Event]) -> None:
@@ -51,7 +48,6 @@ def limit_h2_streams() -> None:
             connection.highest_inbound_stream_id = highest
 
     H2Protocol._handle_events = handle_events  # type: ignore[method-assign]
-    setattr(H2Protocol, _PATCHED, True)
 
 
 def _within_limit(protocol: Any, events: list[h2.events.Event]) -> tuple[list[Any], int | None]:
@@ -70,7 +66,7 @@ def _within_limit(protocol: Any, events: list[h2.events.Event]) -> tuple[list[An
             budget -= 1
             started.add(event.stream_id)
             last_started = event.stream_id
-        elif isinstance(event, _STREAM_EVENTS) and not (
+        elif isinstance(event, STREAM_EVENTS) and not (
             event.stream_id in protocol.streams or event.stream_id in started
         ):
             if isinstance(event, h2.events.DataReceived):

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
 from h2.stream import StreamState
@@ -26,28 +25,20 @@ from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 
-from apiclub.server.hypercorn_fixes import _socket_transport
-from apiclub.server.limits import ConnectionCap, RequestClock, RequestDeadline
+from apiclub.compat.transports import socket_transport
+
+if TYPE_CHECKING:
+    from apiclub.server.limits import ConnectionCap, RequestClock, RequestDeadline
 
 logger = logging.getLogger("apiclub.server")
 
-TESTED_HYPERCORN = "0.18."
-_PATCHED = "_apiclub_request_deadline"
 DEADLINE_ATTRIBUTE = "apiclub_request_deadline"
 """Set on a Hypercorn `Config` to a `RequestDeadline`: its listener enforces it."""
 _RECEIVING_H2 = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
 
 
 def enforce_request_deadline() -> None:
-    """Patch Hypercorn's read loop as the module docstring says; idempotent."""
-    if getattr(TCPServer, _PATCHED, False):
-        return
-    if not version("hypercorn").startswith(TESTED_HYPERCORN):
-        logger.warning(
-            "hypercorn %s is not the 0.18 this deadline patch was tested with: check "
-            "tests/server/test_request_deadline.py still passes",
-            version("hypercorn"),
-        )
+    """Patch Hypercorn's read loop as the module docstring says."""
     original = TCPServer._read_data
 
     async def read_data(self: Any) -> None:
@@ -56,8 +47,8 @@ def enforce_request_deadline() -> None:
             await original(self)
             return
         cap: ConnectionCap | None = getattr(self.config, "connection_cap", None)
-        # Cutting the TCP transport ends the read at once (`hypercorn_fixes.abort_connections`).
-        tcp = _socket_transport(self.writer.transport)
+        # Cutting the TCP transport ends the read at once (as `OpenConnections.abort` does).
+        tcp = socket_transport(self.writer.transport)
         clock = deadline.clock(cap, tcp.abort)
         self.reader = _DeadlineReader(self, clock)
         try:
@@ -66,7 +57,6 @@ def enforce_request_deadline() -> None:
             clock.stop()
 
     TCPServer._read_data = read_data  # type: ignore[method-assign]
-    setattr(TCPServer, _PATCHED, True)
 
 
 class _DeadlineReader:
