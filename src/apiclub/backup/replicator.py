@@ -127,7 +127,7 @@ class Replicator:
     def _run_child(self) -> int | None:
         try:
             child = subprocess.Popen(  # noqa: S603 (our own arguments, no shell)
-                [self.binary, "replicate", "-config", str(self._config)],
+                [self.binary, "replicate", "-config", str(self._config), "-no-expand-env"],
                 env=child_environment(self.settings),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
