@@ -4,10 +4,10 @@ configuration, host key and authorized_keys in a temporary directory.
 OpenSSH rather than a Python SFTP server: it is what a replica host runs. It logs in the user
 running the tests (root in CI) by public key. Password logins are on but always fail: OpenSSH
 checks them against the system's account password, which a test must not set; the failing
-login still shows (in sshd's log) that Litestream sent the password apiclub gave it. As root, sshd needs its privilege-separation
-directory `/run/sshd` (systemd's tmpfiles makes it at boot; containers lack it): it is made
-here when missing. sshd cannot report a port-0 choice, so a free port is picked and the start
-retried if another test took it meanwhile.
+login still shows (in sshd's log) that Litestream sent the password apiclub gave it. As root,
+sshd needs its privilege-separation directory `/run/sshd` (systemd's tmpfiles makes it at
+boot; containers lack it): it is made here when missing. sshd cannot report a port-0 choice,
+so a free port is picked and the start retried if another test took it meanwhile.
 """
 
 from __future__ import annotations
