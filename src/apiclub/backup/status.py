@@ -96,7 +96,7 @@ def replica_status(settings: Settings, timeout: float = 120.0) -> ReplicaStatus:
         url=settings.replicate,
         newest_txid=newest["max_txid"] if newest else None,
         newest_at=_parse(newest["timestamp"]) if newest else None,
-        last_write=_last_write(settings.database_path),
+        last_write=last_write_time(settings.database_path),
     )
 
 
@@ -104,7 +104,8 @@ def _parse(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def _last_write(database: Path) -> datetime | None:
+def last_write_time(database: Path) -> datetime | None:
+    """When the database was last written (its WAL's or its own mtime), None if absent."""
     times = [
         path.stat().st_mtime
         for path in (database, database.with_name(database.name + "-wal"))
