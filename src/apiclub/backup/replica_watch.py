@@ -32,6 +32,7 @@ CHECK_EVERY = 5.0
 """Seconds between two looks at the replica: each is one short `litestream ltx` process and,
 for a remote replica, a few listings; the alert waits minutes, so seconds of staleness are fine."""
 CHECK_TIMEOUT = 30.0
+STOP_WAIT = 1.0
 
 
 @dataclass
@@ -61,9 +62,11 @@ class ReplicaWatch:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop checking. A check under way is not waited for long: a replica that does not
+        answer (Litestream's SSH dial waits 30 s) must not hold up the server's stop."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(CHECK_TIMEOUT + 5.0)
+            self._thread.join(STOP_WAIT)
 
     def check(self) -> None:
         """Look at the replica once and record the answer."""
