@@ -81,6 +81,11 @@ def _config(home: Path, port: int) -> Path:
         "KbdInteractiveAuthentication no\n"
         "PermitRootLogin yes\n"
         "Subsystem sftp internal-sftp\n"
+        # SFTP only, for this user only: no shell, no forwarding, whatever logs in.
+        f"AllowUsers {getpass.getuser()}\n"
+        "ForceCommand internal-sftp\n"
+        "AllowTcpForwarding no\n"
+        "X11Forwarding no\n"
     )
     return config
 
