@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
+
+from tests.backup.s3server import s3_server
 
 from apiclub.backup.litestream import (
     child_environment,
@@ -78,38 +79,15 @@ def first_sync(settings: Settings, work: Path) -> float:
 
 @contextmanager
 def rclone_s3(root: Path) -> Iterator[str | None]:
+    """The S3 server the tests use (`rclone serve s3`), or None where rclone is missing."""
     rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or shutil.which("rclone")
     if rclone is None:
         yield None
         return
-    access, secret = f"AK{secrets.token_hex(8)}", secrets.token_hex(16)
-    (root / "bench").mkdir(parents=True)
-    log = root.parent / "rclone.log"
-    with log.open("w+") as out:
-        process = subprocess.Popen(  # noqa: S603 (our own arguments)
-            [
-                rclone,
-                "serve",
-                "s3",
-                "--addr",
-                "127.0.0.1:0",
-                "--auth-key",
-                f"{access},{secret}",
-                "--config",
-                "/dev/null",
-                str(root),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-        )
-        try:
-            while not (match := re.search(r"127\.0\.0\.1:(\d+)/", log.read_text())):
-                time.sleep(0.05)
-            os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = access, secret
-            yield f"s3://bench/db?endpoint=http://127.0.0.1:{match.group(1)}"
-        finally:
-            process.kill()
-            process.wait()
+    with s3_server(root) as server:
+        os.environ["AWS_ACCESS_KEY_ID"] = server.access_key
+        os.environ["AWS_SECRET_ACCESS_KEY"] = server.secret_key
+        yield server.url("bench", "db")
 
 
 def latencies(data: Path, seconds: float, *extra: str) -> list[float]:

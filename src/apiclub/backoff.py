@@ -1,5 +1,6 @@
 """Exponential backoff, shared by what retries after a failure likely to repeat for a while:
-certificate orders (`tls.managed`) and workers that cannot boot (`server.workers`)."""
+certificate orders (`tls.manager`), workers that cannot boot (`server.worker_handle`),
+Litestream restarts, scheduled snapshots and a PostgreSQL server that is not up yet."""
 
 from __future__ import annotations
 

@@ -31,6 +31,10 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
 
         # Before the workers exist: they inherit the multiprocess directory it names.
         admin = ParentAdmin(settings)
+        if companions.replicator is not None:
+            from apiclub.ops.replication import ReplicationCollector
+
+            admin.registry.register(ReplicationCollector(companions.replicator))
 
     def announce(banner: str) -> None:
         companions.start()

@@ -37,9 +37,11 @@ OPERATIONS: tuple[SettingSpec, ...] = (
         (
             "continuous replication of the SQLite file with Litestream: `file:///path`, "
             "`s3://bucket/path` (`?endpoint=http://host:port` for S3-compatible stores), "
-            "`sftp://user@host/path`; credentials from the environment only (`AWS_ACCESS_KEY_ID`,"
-            " `AWS_SECRET_ACCESS_KEY`, `LITESTREAM_SFTP_PASSWORD`), a URL with a password is "
-            "refused"
+            "`sftp://user@host[:port]/path?host-key-path=FILE&key-path=FILE` (the server's "
+            "public key, required; the private key to log in with, or a password in "
+            "`LITESTREAM_SFTP_PASSWORD`); credentials from the environment only "
+            "(`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `LITESTREAM_SFTP_PASSWORD`), a URL "
+            "with a password is refused"
         ),
         default="off",
     ),

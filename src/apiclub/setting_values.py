@@ -11,7 +11,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from apiclub.errors import ConfigError
 from apiclub.units import DAYS, HOURS, MINUTES, SECONDS
@@ -284,6 +284,12 @@ def read_secret_file(key: str, raw: str) -> str:
 DURATION_UNITS = {"s": SECONDS, "m": MINUTES, "h": HOURS, "d": DAYS}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
 REPLICA_SCHEMES = frozenset({"file", "s3", "sftp"})
+SFTP_PARAMETERS = ("host-key-path", "key-path")
+"""apiclub's own query parameters of an sftp:// replica (`backup.sftp` says why)."""
+SFTP_HOST_KEY_HOW = (
+    "add ?host-key-path=FILE with the server's public key (`ssh-keyscan -t ed25519 HOST > FILE`, "
+    "then compare `ssh-keygen -lf FILE` with the server's own fingerprint)"
+)
 
 
 def parse_duration(key: str, raw: str) -> float:
@@ -317,6 +323,25 @@ def check_replica_url(url: str) -> None:
         raise ConfigError(f"{key}={url!r}: a file:// replica needs an absolute path (file:///...)")
     if parts.scheme in {"s3", "sftp"} and not parts.hostname:
         raise ConfigError(f"{key}={redact_url(url)!r} names no bucket or host")
+    if parts.scheme == "sftp":
+        _check_sftp_url(url, key)
+
+
+def _check_sftp_url(url: str, key: str) -> None:
+    """An sftp:// replica's user and query: Litestream needs a user, and apiclub a host key
+    (without one Litestream would send the database to whoever answers there)."""
+    parts = urlsplit(url)
+    if not parts.username:
+        raise ConfigError(f"{key}={url!r} names no user: give sftp://user@host/path")
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(query) - set(SFTP_PARAMETERS))
+    if unknown:
+        raise ConfigError(
+            f"{key}={url!r}: {unknown[0]!r} is not a parameter of an sftp replica: "
+            f"give {' and '.join(SFTP_PARAMETERS)} only"
+        )
+    if not query.get("host-key-path"):
+        raise ConfigError(f"{key}={url!r} does not say which server to trust: {SFTP_HOST_KEY_HOW}")
 
 
 def check_ops(port: int, host: str, token_file: Path | None, log_format: str) -> None:

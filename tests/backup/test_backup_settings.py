@@ -33,7 +33,12 @@ def test_the_backup_directory_defaults_beside_the_data_directory(tmp_path: objec
 
 @pytest.mark.parametrize(
     "url",
-    ["file:///var/replica", "s3://bucket/db?endpoint=http://127.0.0.1:9000", "sftp://me@host/db"],
+    [
+        "file:///var/replica",
+        "s3://bucket/db?endpoint=http://127.0.0.1:9000",
+        "sftp://me@host/db?host-key-path=/etc/apiclub/replica.pub",
+        "sftp://me@host:2222/db?host-key-path=/k.pub&key-path=/id_ed25519",
+    ],
 )
 def test_replica_urls(url: str) -> None:
     assert Settings.from_env({"APICLUB_REPLICATE": url}).replicate == url
@@ -46,6 +51,9 @@ def test_replica_urls(url: str) -> None:
         ("s3://KEY:s3cr3t@bucket/db", "holds a password"),
         ("sftp://me:pw@host/db", "holds a password"),
         ("file://relative/path", "absolute path"),
+        ("sftp://me@host/db", "does not say which server to trust"),
+        ("sftp://host/db?host-key-path=/k.pub", "names no user"),
+        ("sftp://me@host/db?host-key-path=/k&port=2", "'port' is not a parameter"),
     ],
 )
 def test_bad_replica_urls_are_refused_without_echoing_secrets(url: str, message: str) -> None:

@@ -16,6 +16,7 @@ from apiclub.db.sqlite import create_sqlite_engine
 from apiclub.settings import Settings
 from tests.backup.helpers import WriteLoad, integrity, listing, require_tool, task_ids
 from tests.backup.s3server import s3_server
+from tests.backup.sftpserver import sftp_server
 from tests.processes import run_apiclub, served
 
 LOSS_WINDOW_GOAL = 1.0
@@ -24,13 +25,17 @@ LOSS_WINDOW_LIMIT = 2.0
 """What this test fails at: the goal plus the monitor interval and a loaded 2-core machine."""
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=["file", "s3", "sftp"])
 def replica(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     require_tool("litestream")
     if request.param == "file":
         yield f"file://{tmp_path / 'replica'}"
+        return
+    if request.param == "sftp":
+        with sftp_server(tmp_path / "sftp") as sftp:
+            yield sftp.url("replica")
         return
     with s3_server(tmp_path / "s3") as server:
         # Credentials reach Litestream through the environment only, never a flag or the URL.

@@ -468,8 +468,8 @@ def upstreams_that_served(project: Project, request_line: str) -> set[int]:
     return served
 
 
-def tasks_in_postgres(project: Project) -> list[str]:
-    """The task names in PostgreSQL itself, asked as its superuser over the local socket."""
+def psql(project: Project, query: str) -> list[str]:
+    """The rows `query` gives in PostgreSQL itself, asked as its superuser over the local socket."""
     rows = run(
         "podman",
         "exec",
@@ -481,9 +481,14 @@ def tasks_in_postgres(project: Project) -> list[str]:
         "--dbname=apiclub",
         "--no-align",
         "--tuples-only",
-        "--command=SELECT name FROM task ORDER BY id",
+        f"--command={query}",
     )
     return rows.stdout.splitlines()
+
+
+def tasks_in_postgres(project: Project) -> list[str]:
+    """The task names in PostgreSQL, in the order they were stored."""
+    return psql(project, "SELECT name FROM task ORDER BY id")
 
 
 def test_scale_mode_balances_replicas_on_postgres_and_survives_losing_one(
@@ -545,20 +550,7 @@ REPLICAS = ("api-behind-nginx", "api-behind-nginx-2")
 
 def task_ids_in_postgres(project: Project) -> set[int]:
     """The task ids in PostgreSQL itself: where every acknowledged write must be."""
-    rows = run(
-        "podman",
-        "exec",
-        "--user",
-        "postgres",
-        project.container("postgres"),
-        "psql",
-        "--host=/tmp",
-        "--dbname=apiclub",
-        "--no-align",
-        "--tuples-only",
-        "--command=SELECT id FROM task",
-    )
-    return {int(row) for row in rows.stdout.split()}
+    return {int(row) for row in psql(project, "SELECT id FROM task") if row.strip()}
 
 
 def started_at(project: Project) -> dict[str, str]:

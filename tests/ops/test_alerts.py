@@ -76,6 +76,51 @@ CASES: dict[str, dict[str, Any]] = {
         ],
         "fires": [{"instance": "a", "severity": "warning"}],
     },
+    # A replica behind by more than a minute for good fires; one behind for the last minute
+    # only (pending: `for: 2m`) does not.
+    "ApiclubReplicationLagging": {
+        "series": [
+            series("apiclub_replication_lag_seconds", 'instance="a"', "0 1 30 70+10x37"),
+            series("apiclub_replication_lag_seconds", 'instance="b"', "0x19 90x20"),
+        ],
+        "fires": [{"instance": "a", "severity": "critical"}],
+    },
+    # Litestream down (a), the replica unreadable (b), the check stuck (c) fire; a healthy
+    # replicator (d), and one down for the last minute only (e, `for: 2m`), do not.
+    "ApiclubReplicationDown": {
+        "series": [
+            series("apiclub_replication_up", 'instance="a"', "1x5 0x35"),
+            series("apiclub_replication_replica_reachable", 'instance="a"', "1x40"),
+            series("apiclub_replication_last_check_timestamp_seconds", 'instance="a"', "0+60x40"),
+            series("apiclub_replication_up", 'instance="b"', "1x40"),
+            series("apiclub_replication_replica_reachable", 'instance="b"', "1x5 0x35"),
+            series("apiclub_replication_last_check_timestamp_seconds", 'instance="b"', "0+60x40"),
+            series("apiclub_replication_up", 'instance="c"', "1x40"),
+            series("apiclub_replication_replica_reachable", 'instance="c"', "1x40"),
+            series(
+                "apiclub_replication_last_check_timestamp_seconds", 'instance="c"', "0+60x5 300x35"
+            ),
+            series("apiclub_replication_up", 'instance="d"', "1x40"),
+            series("apiclub_replication_replica_reachable", 'instance="d"', "1x40"),
+            series("apiclub_replication_last_check_timestamp_seconds", 'instance="d"', "0+60x40"),
+            series("apiclub_replication_up", 'instance="e"', "1x19 0x20"),
+            series("apiclub_replication_replica_reachable", 'instance="e"', "1x40"),
+            series("apiclub_replication_last_check_timestamp_seconds", 'instance="e"', "0+60x40"),
+        ],
+        "fires": [
+            {"instance": "a", "severity": "critical"},
+            {"instance": "b", "severity": "critical"},
+            {"instance": "c", "severity": "critical"},
+        ],
+    },
+    # Three restarts within 15 minutes fire; one restart does not.
+    "ApiclubReplicationRestarting": {
+        "series": [
+            series("apiclub_replication_restarts_total", 'instance="a"', "0x10 1 2 3 4x27"),
+            series("apiclub_replication_restarts_total", 'instance="b"', "0x10 1x30"),
+        ],
+        "fires": [{"instance": "a", "severity": "warning"}],
+    },
 }
 
 

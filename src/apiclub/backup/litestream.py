@@ -10,8 +10,12 @@ their busy timeout, `APICLUB_DB_BUSY_TIMEOUT`, 30 s by default), and checkpoints
 (`_litestream_seq`, `_litestream_lock`).
 
 Credentials never pass through apiclub's settings or command lines: Litestream reads
-`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (or `LITESTREAM_*`) and `LITESTREAM_SFTP_PASSWORD`
-from the environment it inherits. Its configuration file (mode 0600) names the URL only.
+`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (or `LITESTREAM_*`) from the environment it
+inherits; an SFTP password (`LITESTREAM_SFTP_PASSWORD`, which Litestream itself does not read)
+goes into its configuration file, mode 0600 in a 0700 directory of its own (`backup.sftp`).
+Every Litestream command (`replicate`, `restore`, `ltx`) gets that file and the database path,
+never the URL: a command line is readable by every user of the machine. The file is read with
+`-no-expand-env`, so a `$` in a path or password stays what it is.
 """
 
 from __future__ import annotations
@@ -22,15 +26,19 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from apiclub.backup.restore import Restored, install_database_locked, stamp
+from apiclub.backup.sftp import sftp_replica
 from apiclub.errors import BackupError, ConfigError
 from apiclub.serving_lock import no_server_running, serving_lock_path
 from apiclub.setting_values import check_replica_url
-from apiclub.settings import Settings
+from apiclub.settings import Settings, redact_url
 from apiclub.units import HOURS
 
 SYNC_INTERVAL = "1s"
@@ -110,22 +118,49 @@ def replica_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, safe=":/")))
 
 
-def write_config(settings: Settings, path: Path) -> None:
-    """Litestream's configuration for our database (JSON is YAML): mode 0600, no secret."""
-    assert settings.replicate is not None  # noqa: S101 (the caller checks)
+def write_config(settings: Settings, path: Path, url: str | None = None) -> None:
+    """Litestream's configuration for our database and the replica `url` (default: the one
+    of `settings`), in JSON (which is YAML): mode 0600; an SFTP password is the only secret.
+
+    Raises:
+        ConfigError: an sftp replica's key files cannot be read.
+    """
+    url = url if url is not None else settings.replicate
+    assert url is not None  # noqa: S101 (the caller checks)
+    if urlsplit(url).scheme == "sftp":
+        replica = sftp_replica(url, child_environment(settings))
+    else:
+        replica = {"url": replica_url(url)}
     config = {
         "logging": {"level": "info", "type": "text", "stderr": True},
         "dbs": [
             {
                 "path": str(settings.database_path.absolute()),
                 "monitor-interval": MONITOR_INTERVAL,
-                "replica": {"url": replica_url(settings.replicate), "sync-interval": SYNC_INTERVAL},
+                "replica": {**replica, "sync-interval": SYNC_INTERVAL},
             }
         ],
     }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as file:
         json.dump(config, file)
+
+
+@contextmanager
+def config_file(settings: Settings, url: str | None = None) -> Iterator[list[str]]:
+    """A configuration for a one-off Litestream command, in a 0700 directory removed after:
+    the arguments that name it and the database (`-config FILE -no-expand-env ... DB` ).
+
+    Raises:
+        ConfigError: an sftp replica's key files cannot be read.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="apiclub-litestream-"))
+    try:
+        path = directory / "litestream.yml"
+        write_config(settings, path, url)
+        yield ["-config", str(path), "-no-expand-env"]
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def parse_timestamp(raw: str) -> str:
@@ -163,22 +198,23 @@ def restore_replica(settings: Settings, url: str, timestamp: str | None = None) 
     database = settings.database_path.absolute()
     with no_server_running(serving_lock_path(settings), "refusing to restore"):
         target = database.with_name(f".{database.name}.restoring-{stamp()}-{os.getpid()}")
-        command = [binary, "restore", "-o", str(target)]
-        if at is not None:
-            command += ["-timestamp", at]
-        command.append(replica_url(url))
         try:
-            result = subprocess.run(  # noqa: S603 (our own arguments, no shell)
-                command,
-                env=child_environment(settings),
-                capture_output=True,
-                text=True,
-                timeout=RESTORE_TIMEOUT,
-                check=False,
-            )
+            with config_file(settings, url) as config:
+                command = [binary, "restore", *config, "-o", str(target)]
+                if at is not None:
+                    command += ["-timestamp", at]
+                command.append(str(database))
+                result = subprocess.run(  # noqa: S603 (our own arguments, no shell)
+                    command,
+                    env=child_environment(settings),
+                    capture_output=True,
+                    text=True,
+                    timeout=RESTORE_TIMEOUT,
+                    check=False,
+                )
             if result.returncode != 0 or not target.is_file():
                 raise BackupError(
-                    f"litestream could not restore from {url}"
+                    f"litestream could not restore from {redact_url(url)}"
                     f"{f' at {at}' if at else ''}: {_last_line(result.stderr)}; check the URL, "
                     "the credentials in the environment, and that the time is after the first "
                     "replicated write"

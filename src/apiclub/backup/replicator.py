@@ -28,6 +28,7 @@ from typing import IO
 
 from apiclub.backoff import Backoff
 from apiclub.backup.litestream import child_environment, litestream_binary, write_config
+from apiclub.backup.replica_watch import ReplicaWatch
 from apiclub.backup.restore import restored_marker
 from apiclub.errors import BackupError
 from apiclub.settings import Settings, redact_url
@@ -59,6 +60,8 @@ class ReplicationState:
     starts: int = 0
     last_exit: int | None = None
     last_error: str | None = None
+    errors: int = 0
+    """Lines Litestream logged at ERROR."""
 
 
 class Replicator:
@@ -71,6 +74,7 @@ class Replicator:
         child_environment(settings)  # so does an unreadable APICLUB_REPLICATE_ENV_FILE
         check_replica_lineage(settings)
         self.state = ReplicationState()
+        self.watch = ReplicaWatch(settings)
         self.backoff = Backoff(FIRST_RESTART, MAX_RESTART)
         self._dir = Path(tempfile.mkdtemp(prefix="apiclub-litestream-"))
         self._config = self._dir / "litestream.yml"
@@ -87,10 +91,12 @@ class Replicator:
             redact_url(self.settings.replicate or ""),
         )
         self._thread.start()
+        self.watch.start()
 
     def stop(self) -> None:
         """SIGTERM the child (its last sync), wait up to `STOP_WAIT`, then kill it."""
         self._stop.set()
+        self.watch.stop()
         with self._lock:
             child = self._child
         if child is not None and child.poll() is None:
@@ -127,7 +133,7 @@ class Replicator:
     def _run_child(self) -> int | None:
         try:
             child = subprocess.Popen(  # noqa: S603 (our own arguments, no shell)
-                [self.binary, "replicate", "-config", str(self._config)],
+                [self.binary, "replicate", "-config", str(self._config), "-no-expand-env"],
                 env=child_environment(self.settings),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -160,6 +166,7 @@ class Replicator:
             level = _LEVELS[match.group(1)] if match else logging.WARNING
             if level >= logging.ERROR or text.startswith("Error"):
                 self.state.last_error = text
+                self.state.errors += 1
                 level = max(level, logging.ERROR)
             logger.log(level, "%s", text)
 

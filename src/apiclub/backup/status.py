@@ -1,9 +1,9 @@
 """`apiclub replication`: how far the replica is behind the database, from the outside.
 
-It asks the replica itself (`litestream ltx -json URL`: its newest change and when it was
-shipped) and compares that with the database's last write (the mtime of `api.db-wal`, or of
-`api.db`). It needs no running server, so it also tells, after a crash, what a restore from the
-replica would lose.
+It asks the replica itself (`litestream ltx -json` on a configuration naming it: its newest
+change and when it was shipped) and compares that with the database's last write (the mtime of
+`api.db-wal`, or of `api.db`). It needs no running server, so it also tells, after a crash,
+what a restore from the replica would lose.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from apiclub.backup.litestream import child_environment, litestream_binary, replica_url
+from apiclub.backup.litestream import child_environment, config_file, litestream_binary
 from apiclub.errors import BackupError, ConfigError
 from apiclub.settings import Settings, redact_url
 
@@ -63,7 +63,7 @@ class ReplicaStatus:
         return "\n".join(lines) + "\n"
 
 
-def replica_status(settings: Settings) -> ReplicaStatus:
+def replica_status(settings: Settings, timeout: float = 120.0) -> ReplicaStatus:
     """Ask the replica of `settings.replicate` for its newest change.
 
     Raises:
@@ -72,14 +72,16 @@ def replica_status(settings: Settings) -> ReplicaStatus:
     """
     if settings.replicate is None:
         raise ConfigError("no replica: set APICLUB_REPLICATE (--replicate URL) as for serve")
-    result = subprocess.run(  # noqa: S603 (our own arguments, no shell)
-        [litestream_binary(), "ltx", "-json", "-level", "all", replica_url(settings.replicate)],
-        env=child_environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    binary, database = litestream_binary(), str(settings.database_path.absolute())
+    with config_file(settings) as config:
+        result = subprocess.run(  # noqa: S603 (our own arguments, no shell)
+            [binary, "ltx", *config, "-json", "-level", "all", database],
+            env=child_environment(settings),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     files: list[dict[str, str]] = []
     if result.returncode == 0:
         try:
@@ -94,7 +96,7 @@ def replica_status(settings: Settings) -> ReplicaStatus:
         url=settings.replicate,
         newest_txid=newest["max_txid"] if newest else None,
         newest_at=_parse(newest["timestamp"]) if newest else None,
-        last_write=_last_write(settings.database_path),
+        last_write=last_write_time(settings.database_path),
     )
 
 
@@ -102,7 +104,8 @@ def _parse(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def _last_write(database: Path) -> datetime | None:
+def last_write_time(database: Path) -> datetime | None:
+    """When the database was last written (its WAL's or its own mtime), None if absent."""
     times = [
         path.stat().st_mtime
         for path in (database, database.with_name(database.name + "-wal"))

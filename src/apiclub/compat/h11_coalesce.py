@@ -2,8 +2,8 @@
 
 Hypercorn 0.18 writes the head of every HTTP/1.1 response as soon as the app starts it, then
 the body as a second write. Over TLS each write is its own TLS record and its own `send()`
-system call: profiled here under wrk (keep-alive `GET /`), the socket write was the largest
-single cost of a request. nginx and uvicorn send a small response in one segment. This holds
+system call, the largest single cost of a keep-alive `GET /` in our profiles
+(docs/performance.md, change 4). nginx and uvicorn send a small response in one segment. This holds
 the head of a final (>= 200) response until the next event of the connection (the body, the
 end of the message, or an error) and sends both at once; a connection that closes in between
 never had a complete response to send.

@@ -101,8 +101,8 @@ def tolerate_reads_after_connection_lost() -> None:
     The read side of the same CPython sslproto.py gap as `tolerate_writes_after_connection_lost`
     (gh-98539: a second `close()` drops the transport's TLS protocol): the reader's
     `resume_reading()` then raises `AttributeError: 'NoneType' object has no attribute
-    '_resume_reading'`, which `TCPServer._read_data` does not catch. Seen here about once in
-    eight HTTP/2 rapid-reset floods, as a traceback per connection.
+    '_resume_reading'`, which `TCPServer._read_data` does not catch. Seen in
+    some HTTP/2 rapid-reset floods, as a traceback per connection.
     """
 
     async def read_data(self: Any) -> None:

@@ -50,9 +50,9 @@ async def _say_goaway_and_linger(server: Any, protocol: H2Protocol) -> bool:
     at all when it was idle. A request the client was sending meanwhile then met a closed
     socket: the kernel answers with a reset, and the client (httpx, for one) fails every
     stream of the connection, the one whose answer was already on its way included: a POST
-    stored, its client told it failed (tests/reliability/test_h2_abuse.py, up to 5 runs in 14
-    on a busy machine). RFC 9113 6.8: after GOAWAY, allow at least a round trip for streams in
-    flight. Requests that arrive meanwhile are dropped unprocessed (`_unless_closed`), which
+    stored, its client told it failed (tests/reliability/test_h2_abuse.py; figures in
+    docs/reliability.md). RFC 9113 6.8: after GOAWAY, allow at least a round trip for streams
+    in flight. Requests that arrive meanwhile are dropped unprocessed (`_unless_closed`), which
     the GOAWAY's last stream id tells the client, so it may retry them elsewhere.
     """
     if protocol.connection.state_machine.state is not ConnectionState.CLOSED:

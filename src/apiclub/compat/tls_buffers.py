@@ -2,9 +2,9 @@
 
 asyncio's TLS transport (`asyncio.sslproto.SSLProtocol`, Python 3.11) allocates a 256 KiB
 read buffer for every connection at accept time and zero-fills it, so every page is resident
-(CPython gh-109534); it also asks OpenSSL for up to 256 KiB of plaintext per read. Measured
-here with wrk at 512 keep-alive connections: peak RSS 253 MiB, 130 MiB with a buffer of one
-record per connection, for no change in requests per second. One TLS record carries at most
+(CPython gh-109534); it also asks OpenSSL for up to 256 KiB of plaintext per read. A buffer of
+one record per connection about halves the peak memory of many keep-alive connections, for no
+change in requests per second (docs/performance.md, changes 3 and 9). One TLS record carries at most
 16 KiB of plaintext plus up to 256 bytes of expansion and a 5-byte header (RFC 8446 5.2), so a
 read of TLS_READ_SIZE takes a whole record, and a large body simply takes more reads.
 
@@ -12,7 +12,7 @@ The buffer only carries bytes from `recv_into` to the connection's OpenSSL input
 loop calls `get_buffer`, `recv_into` and `buffer_updated` in one step
 (`_SelectorSocketTransport._read_ready__get_buffer`), and `buffer_updated` copies the bytes
 out. So one buffer per thread (per event loop) serves every connection: 512 idle connections
-no longer hold 8.5 MiB of read buffers between them (tracemalloc, `asyncio/sslproto.py:275`).
+no longer hold a buffer each between reads.
 """
 
 from __future__ import annotations

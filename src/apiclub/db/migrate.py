@@ -70,7 +70,7 @@ async def migrate(engine: Database, lock_path: Path | None = None) -> list[str]:
     async with lock:
         if await pending_migrations() == []:
             return []
-        # Only now: importing Piccolo's machinery costs ~0.15 s of a cold start (see module doc).
+        # Only now: importing Piccolo's machinery is a large part of a cold start (`pending`).
         from piccolo.apps.migrations.commands.base import BaseMigrationManager
 
         manager = BaseMigrationManager()

@@ -1,11 +1,11 @@
 """Which migrations are pending, answered without Piccolo's migration machinery.
 
 Importing that machinery (`piccolo.apps.migrations.commands`, its auto-migration modules and,
-through `piccolo.conf.apps`, `black`) costs about a quarter of a cold start (issue #5), and at
-almost every start nothing is pending. So the runner first compares the migration ids named in
-the migration files (read with `ast`, not imported: importing one imports the machinery) with
-the ids in Piccolo's `migration` table (one query through the bound engine, SQLite or
-PostgreSQL), and loads the machinery only when an id is missing or the answer is unsure.
+through `piccolo.conf.apps`, `black`) is a large part of a cold start (docs/performance.md),
+and at almost every start nothing is pending. So the runner first compares the migration ids
+named in the migration files (read with `ast`, not imported: importing one imports the
+machinery) with the ids in Piccolo's `migration` table (one query through the bound engine,
+SQLite or PostgreSQL), and loads the machinery only when an id is missing or the answer is unsure.
 """
 
 from __future__ import annotations

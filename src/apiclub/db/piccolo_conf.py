@@ -6,7 +6,8 @@ variable, including deep inside its migration machinery (`MigrationManager.run` 
 engine built from `Settings` is the one Piccolo uses; nothing here reads the environment.
 
 `APP_REGISTRY` is built on first access (PEP 562): `piccolo.conf.apps` imports Piccolo's
-migration machinery and `black` (~0.1 s), which only a pending migration needs (issue #5).
+migration machinery and `black`, a cost at every cold start that only a pending migration
+needs (figures in docs/performance.md).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.query.base import Query
 from piccolo.querystring import QueryString
 
+from apiclub.backoff import Backoff
 from apiclub.db.interface import Unavailable
 from apiclub.errors import StorageError
 from apiclub.settings import redact_url
@@ -165,8 +166,7 @@ class Postgres(PostgresEngine):
                 password or database name is not retried); the message names host:port.
         """
         deadline = time.monotonic() + retry_for
-        delay = FIRST_RETRY_DELAY
-        attempt = 1
+        backoff = Backoff(FIRST_RETRY_DELAY, MAX_RETRY_DELAY)
         while True:
             try:
                 await self._open_pool()
@@ -175,18 +175,17 @@ class Postgres(PostgresEngine):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise self._start_error(exc, f"not reachable for {retry_for:g} s") from None
+                delay = min(backoff.fail(), left)
                 logger.warning(
                     "database %s not reachable (attempt %d): %s; retrying in %.1f s",
                     self.label,
-                    attempt,
+                    backoff.failures,
                     self.scrub(exc),
-                    min(delay, left),
+                    delay,
                 )
             except (pg.PostgresError, pg.InterfaceError) as exc:
                 raise self._start_error(exc, "refused the connection") from None
-            await asyncio.sleep(min(delay, left))
-            delay = min(delay * 2, MAX_RETRY_DELAY)
-            attempt += 1
+            await asyncio.sleep(delay)
 
     async def _open_pool(self) -> None:
         pool = await asyncpg.create_pool(

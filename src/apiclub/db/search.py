@@ -26,9 +26,9 @@ TRIGRAM = 3
 """Characters in a trigram: shorter filters cannot use a trigram index."""
 MAX_TRIGRAMS = 8
 """Trigrams of a filter that the index looks up. A phrase of every trigram made FTS5 compare
-position lists for each of them in every row holding the first (a 200-character filter over
-names that repeat it cost ~0.14 s, an 8,000-character one seconds); a few distinct trigrams,
-spread over the filter, find nearly the same candidates at a fixed cost, and the exact LIKE
+position lists for each of them in every row holding the first (a long filter over names
+that repeat it cost seconds: docs/reliability.md); a few distinct trigrams, spread over the
+filter, find nearly the same candidates at a fixed cost, and the exact LIKE
 keeps the true matches either way."""
 
 LIKE_ESCAPE = "\\"

@@ -82,6 +82,8 @@ class ParentAdmin:
         self.directory = prepare_multiprocess()
         registry = multiprocess_registry(self.directory)
         _add_certificates(registry, settings)
+        self.registry = registry
+        """What /metrics exposes: more collectors may be registered (replication's)."""
         self.database: Path | None = (
             settings.database_path if settings.database_url is None else None
         )

@@ -31,7 +31,7 @@ from apiclub.server.metrics_middleware import observe_requests
 from apiclub.server.proxy import ProxyHeadersMiddleware
 from apiclub.server.redirect import ChallengeMiddleware, RedirectApp
 from apiclub.server.redirect_server import serve_redirects
-from apiclub.server.sockets import bind_socket
+from apiclub.server.sockets import bind_listeners
 from apiclub.settings import HstsMode, Settings, TlsMode
 from apiclub.tls import CertManager
 
@@ -125,28 +125,14 @@ class Server:
             self._redirect_port = int(self._redirect_socket.getsockname()[1])
 
     def _prepare_sockets(self) -> None:
-        host = self.settings.host
-        https_option = "--https-port/APICLUB_HTTPS_PORT"
-        http_option = "--http-port/APICLUB_HTTP_PORT"
         if self.tls_enabled or self.settings.manage_certs:
             if self.cert_manager is None:
                 self.cert_manager = CertManager(self.settings)
             self.cert_manager.prepare()
-        if not self.tls_enabled:
-            if self._api_socket is None:
-                self._api_socket = bind_socket(host, self.settings.http_port, option=http_option)
-            return
-        assert self.cert_manager is not None  # noqa: S101
-        if self._api_socket is None:
-            self._api_socket = bind_socket(host, self.settings.https_port, option=https_option)
-        if self._redirect_socket is None and self.settings.http_port:
-            try:
-                self._redirect_socket = bind_socket(
-                    host, self.settings.http_port, option=http_option
-                )
-            except BaseException:
-                self.close()
-                raise
+        if self._redirect_socket is None:
+            self._api_socket, self._redirect_socket = bind_listeners(
+                self.settings, api=self._api_socket
+            )
 
     def close(self) -> None:
         """Release the sockets if `serve()` never ran."""

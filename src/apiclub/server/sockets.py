@@ -48,21 +48,30 @@ def bind_socket(host: str, port: int, *, option: str) -> socket.socket:
     return sock
 
 
-def bind_listeners(settings: Settings) -> tuple[socket.socket, socket.socket | None]:
-    """Bind the API socket and, when on, the redirect socket, as `Server.prepare` would.
+def bind_listeners(
+    settings: Settings, *, api: socket.socket | None = None
+) -> tuple[socket.socket, socket.socket | None]:
+    """Bind the API socket (unless given) and, when on, the redirect socket.
 
     With TLS off (behind a proxy) the API listens on the HTTP port and there is no redirect.
+    The one place that decides which ports a process listens on: the serve parent binds here,
+    and `Server.prepare` when it was given no sockets.
     """
     https_option, http_option = "--https-port/APICLUB_HTTPS_PORT", "--http-port/APICLUB_HTTP_PORT"
     if settings.tls is TlsMode.OFF:
-        return bind_socket(settings.host, settings.http_port, option=http_option), None
-    api = bind_socket(settings.host, settings.https_port, option=https_option)
+        if api is None:
+            api = bind_socket(settings.host, settings.http_port, option=http_option)
+        return api, None
+    given = api is not None
+    if api is None:
+        api = bind_socket(settings.host, settings.https_port, option=https_option)
     if not settings.http_port:
         return api, None
     try:
         return api, bind_socket(settings.host, settings.http_port, option=http_option)
     except BaseException:
-        api.close()
+        if not given:
+            api.close()
         raise
 
 

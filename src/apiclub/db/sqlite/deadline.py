@@ -20,7 +20,7 @@ from apiclub.units import SECONDS
 READ_DEADLINE = 2 * SECONDS
 """How long one read may run on a pooled reader before SQLite interrupts it."""
 CHECK_EVERY = 1_000
-"""Instructions between two looks at the clock: microseconds apart, costing ~1 % of a scan."""
+"""Instructions between two looks at the clock: microseconds apart, a small cost to a scan."""
 
 
 @contextmanager

@@ -37,7 +37,7 @@ from apiclub.db.sqlite.threads import Connect, ConnectionPool, ConnectionThread,
 
 READERS = 4
 """Pooled reading connections: enough that a slow scan (a one-letter `name` filter over a
-million tasks takes ~80 ms) leaves others to serve, few enough that their page caches
+million tasks: docs/performance.md) leaves others to serve, few enough that their page caches
 (2 MiB each at most, SQLite's default) stay small."""
 CLOSE_WAIT_MARGIN = 5.0
 """Seconds `close()` waits for the queued writes beyond the busy timeout their BEGIN may wait."""
@@ -133,9 +133,9 @@ class SQLiteDatabase(SQLiteEngine):
 
         `bounded` says that no query's cost grows with the table (a primary-key lookup, a page
         near the start, the maintained count): then they run right here, on the event loop's
-        own connection. A hand-off to a thread and back costs more than such a read (~0.1 ms,
-        and the threads' contention for the GIL doubled the CPU per `GET /task/`), and in WAL
-        mode a reader takes no lock that waits for a writer. The rare busy answer (a WAL
+        own connection. A hand-off to a thread and back costs more than such a read (and the
+        threads' contention for the GIL added CPU to every `GET /task/`: docs/performance.md),
+        and in WAL mode a reader takes no lock that waits for a writer. The rare busy answer (a WAL
         recovery) is not waited for here: the read then goes to a thread like any other.
         """
         statements = [self._compile(query) for query in queries]
