@@ -22,6 +22,7 @@ from pathlib import Path
 from apiclub.backup.archive import extract_verified
 from apiclub.backup.manifest import DATA_DIR, POSTGRES_NAME, SQLITE_NAME, Manifest
 from apiclub.backup.sqlite_copy import check_database
+from apiclub.durable import fsync_dir
 from apiclub.errors import BackupError
 from apiclub.serving_lock import no_server_running, serving_lock_path
 from apiclub.settings import Settings
@@ -88,7 +89,7 @@ def install_database_locked(settings: Settings, database: Path, created_at: str)
     settings.database_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     database.chmod(0o600)
     database.replace(settings.database_path)
-    _fsync_dir(settings.database_path.parent)
+    fsync_dir(settings.database_path.parent)
     return Restored(Manifest("", created_at, "sqlite", migrations, tasks, {}), moved)
 
 
@@ -137,10 +138,10 @@ def _swap_in(settings: Settings, manifest: Manifest, scratch: Path) -> Restored:
     if manifest.engine == "sqlite" and not inside:
         moved += _move_database_aside(database, when)
         (scratch / SQLITE_NAME).replace(database)
-        _fsync_dir(database.parent)
+        fsync_dir(database.parent)
     if manifest.engine == "sqlite":
         restored_marker(database).write_text(f"{manifest.created_at}\n")
-    _fsync_dir(data_dir.parent)
+    fsync_dir(data_dir.parent)
     return Restored(manifest, moved, note)
 
 
@@ -201,12 +202,3 @@ def _scratch(data_dir: Path) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -23,16 +23,13 @@ from apiclub.observe import subscribe
 from apiclub.server.asgi import ASGIApp
 from apiclub.server.config import ListenerConfig, create_listener_config
 from apiclub.server.connections import OPEN_CONNECTIONS
-from apiclub.server.hosts import HostCheckMiddleware
-from apiclub.server.hsts import HstsMiddleware, hsts_hosts
 from apiclub.server.lifespan import LifespanWatch
 from apiclub.server.limits import RequestDeadline, connection_cap
-from apiclub.server.metrics_middleware import observe_requests
-from apiclub.server.proxy import ProxyHeadersMiddleware
-from apiclub.server.redirect import ChallengeMiddleware, RedirectApp
+from apiclub.server.redirect import RedirectApp
 from apiclub.server.redirect_server import serve_redirects
 from apiclub.server.sockets import bind_listeners
-from apiclub.settings import HstsMode, Settings, TlsMode
+from apiclub.server.stack import api_stack
+from apiclub.settings import Settings, TlsMode
 from apiclub.tls import CertManager
 
 if TYPE_CHECKING:
@@ -150,21 +147,12 @@ class Server:
         stop = asyncio.Event()
         # Litestar's own ASGI types are narrower TypedDicts; at run time it is an ASGI 3 app.
         app = self._app if self._app is not None else cast(ASGIApp, create_app(self.settings))
-        checked: ASGIApp = HostCheckMiddleware(app, self.settings.domains)
         context: ssl.SSLContext | None = None
         if self.cert_manager is not None and self.tls_enabled:
             context = self.cert_manager.server_context()
-            checked = self._with_hsts(checked, self.cert_manager)
-        elif self.cert_manager is not None:
-            # Behind a proxy: its port 80 forwards ACME challenges to this plain listener.
-            checked = ChallengeMiddleware(checked, self.cert_manager.challenges)
-        if not self.tls_enabled and self.settings.hsts is HstsMode.ON:
-            logger.warning(
-                "APICLUB_HSTS=on is ignored with APICLUB_TLS=off: the proxy in front talks HTTPS "
-                "to browsers, so it sends Strict-Transport-Security (nginx: add_header)"
-            )
-        proxied = ProxyHeadersMiddleware(checked, self.settings.trusted_proxies)
-        self._watch = LifespanWatch(observe_requests(proxied, self.settings, self._metrics()))
+        self._watch = LifespanWatch(
+            api_stack(app, self.settings, self.cert_manager, self._metrics())
+        )
         tasks = [asyncio.create_task(self._serve_api(context, stop), name="api")]
         try:
             await self._wait_started(tasks[0])
@@ -210,17 +198,6 @@ class Server:
         if self.metrics is not None and self._unsubscribe is None:
             self._unsubscribe = subscribe(self.metrics.handle)
         return self.metrics
-
-    def _with_hsts(self, app: ASGIApp, cert_manager: CertManager) -> ASGIApp:
-        hosts = hsts_hosts(self.settings, cert_manager.acme_names)
-        if not hosts:
-            return app
-        logger.info(
-            "Strict-Transport-Security (max-age=%d s) on HTTPS answers for %s",
-            self.settings.hsts_max_age,
-            ", ".join(sorted(hosts)),
-        )
-        return HstsMiddleware(app, hosts, self.settings.hsts_max_age)
 
     async def _serve_api(self, context: ssl.SSLContext | None, stop: asyncio.Event) -> None:
         assert self._api_socket is not None and self._watch is not None  # noqa: S101

@@ -1,7 +1,7 @@
 """What the rest of `tls/` needs to know of ACME without importing the `acme` package.
 
-`acme` (with `requests`, `urllib3` and `josepy`) takes ~0.1 s to import, a sixth of a cold
-start (issue #5); a server whose names are all local never needs it. The certificate manager
+`acme` (with `requests`, `urllib3` and `josepy`) is a large part of a cold start to import
+(docs/performance.md); a server whose names are all local never needs it. The certificate manager
 and the renewal loop name these; only `acme_client` imports `acme`, when an order starts.
 """
 

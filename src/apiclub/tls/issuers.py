@@ -179,7 +179,7 @@ class AcmeIssuer:
 
     def _connected(self) -> AcmeClient:
         if self._client is None:
-            # Imported at the first use: `acme` costs ~0.1 s of every cold start.
+            # Imported at the first use: `acme` is slow to import (`acme_basics`).
             from apiclub.tls.acme_client import AcmeClient
 
             self._client = AcmeClient.connect(

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from apiclub.durable import fsync_dir
 from apiclub.errors import StorageError
 from apiclub.tls import keys
 
@@ -161,7 +162,7 @@ class FileStorage:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-            self._fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             raise _write_error(path, exc) from exc
 
@@ -193,16 +194,6 @@ class FileStorage:
         for level in reversed(missing):
             level.mkdir(mode=DIR_MODE, exist_ok=True)
             level.chmod(DIR_MODE)  # a umask such as 0277 would leave it unwritable
-
-    @staticmethod
-    def _fsync_dir(directory: Path) -> None:
-        # Make the rename itself durable; some filesystems refuse to open a directory.
-        with contextlib.suppress(OSError):
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
 
 
 def _write_error(path: Path, exc: OSError) -> StorageError:
