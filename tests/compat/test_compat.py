@@ -205,3 +205,12 @@ def test_each_patch_names_its_upstream_issue_or_report() -> None:
 def test_a_report_that_is_not_written_is_found() -> None:
     assert "no-such-report" not in heading_anchors("## A real report\n")
     assert "a-real-report" in heading_anchors("## A real report\n")
+
+
+def test_each_patch_has_a_test_run_without_it() -> None:
+    tests = Path(__file__).parents[1]
+    texts = (tests / "compat" / "test_each_patch_is_needed.py").read_text() + (
+        tests / "ops" / "test_metrics_events.py"  # the handshake counter, in a subprocess
+    ).read_text()
+    untested = [patch.name for patch in compat.PATCHES if f'"{patch.name}"' not in texts]
+    assert untested == []

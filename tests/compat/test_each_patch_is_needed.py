@@ -365,3 +365,28 @@ async def test_tls_read_buffers(state: str) -> None:
     else:
         assert lengths == [256 * KIB, 256 * KIB]  # asyncio's own, per connection
         assert not shared
+
+
+@pytest.mark.parametrize("state", ["patched", "without"])
+async def test_request_deadline(
+    state: str, files_settings: Settings, trust_context: ssl.SSLContext
+) -> None:
+    from tests.server.conftest import serving
+    from tests.server.test_request_deadline import BODY, drip_until_closed, short_deadline
+    from tests.server.test_request_deadline import POST as DRIPPED_POST
+
+    with patched(state, "request-deadline"):
+        async with serving(short_deadline(files_settings), redirect=False) as server:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", server.api_port, ssl=trust_context, server_hostname="localhost"
+            )
+            writer.write(DRIPPED_POST)
+            # 92 body bytes at 0.05 s each take 4.6 s; the deadline is 1 s + 92/1024 s.
+            seconds, received = await asyncio.wait_for(
+                drip_until_closed(reader, writer, BODY, 0.05), 30
+            )
+    if state == "patched":
+        assert seconds < 3.0 and b"201" not in received, (seconds, received)
+    else:
+        # Each byte restarts Hypercorn's read timeout: the whole drip is read and served.
+        assert seconds > 4.0 and b" 201 " in received, (seconds, received)
