@@ -35,9 +35,9 @@ create_app(Settings.from_env({}))
 """
 
 
-def imported(setup: str) -> list[str]:
-    """Which of NOT_ON_THE_DEFAULT_PATH a fresh interpreter holds after running `setup`."""
-    script = PROBE.format(setup=setup, modules=NOT_ON_THE_DEFAULT_PATH)
+def loaded(setup: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of `modules` a fresh interpreter holds after running `setup`."""
+    script = PROBE.format(setup=setup, modules=modules)
     result = subprocess.run(
         [sys.executable, "-c", script],
         cwd=REPO,
@@ -49,6 +49,11 @@ def imported(setup: str) -> list[str]:
     assert result.returncode == 0, result.stderr
     found: list[str] = json.loads(result.stdout)
     return found
+
+
+def imported(setup: str) -> list[str]:
+    """Which of NOT_ON_THE_DEFAULT_PATH a fresh interpreter holds after running `setup`."""
+    return loaded(setup, NOT_ON_THE_DEFAULT_PATH)
 
 
 def test_the_serve_path_imports_neither_acme_nor_pydantic() -> None:
@@ -66,21 +71,6 @@ def test_the_probe_sees_them_once_they_are_used() -> None:
 SERVER_STACK = ("litestar", "hypercorn", "cryptography", "piccolo")
 
 
-def loaded(setup: str, modules: tuple[str, ...]) -> list[str]:
-    script = PROBE.format(setup=setup, modules=modules)
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    found: list[str] = json.loads(result.stdout)
-    return found
-
-
 def test_the_parent_that_holds_the_sockets_loads_no_server_stack() -> None:
     # It stays for the service's life: small, and untouched by an upgrade it reloads.
     setup = "import apiclub.cli, apiclub.cli_serve, apiclub.server.generations"
@@ -89,3 +79,9 @@ def test_the_parent_that_holds_the_sockets_loads_no_server_stack() -> None:
 
 def test_a_worker_loads_the_server_stack() -> None:
     assert loaded("import apiclub.server.workers", SERVER_STACK) == sorted(SERVER_STACK)
+
+
+def test_the_acme_client_loads_no_server_stack() -> None:
+    # `tls/` uses `compat.acme_orders`: the compat package itself must not pull in Hypercorn
+    # (the twin above: a worker does load it).
+    assert loaded("import apiclub.tls.acme_client", ("hypercorn", "h2")) == []

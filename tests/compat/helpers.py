@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from apiclub import compat
+from apiclub.compat import patches as compat
 
 
 @contextmanager

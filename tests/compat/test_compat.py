@@ -12,7 +12,7 @@ import pytest
 from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.protocol.h11 import H11Protocol
 
-from apiclub import compat
+from apiclub.compat import patches as compat
 from apiclub.compat.registry import Fits, Patch, Target, source_hash
 from tests.processes import run_apiclub, served
 

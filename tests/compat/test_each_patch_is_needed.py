@@ -33,7 +33,7 @@ from hypercorn.events import Closed, RawData
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 
-from apiclub import compat
+from apiclub.compat import patches as compat
 from apiclub.compat.tls_buffers import TLS_READ_SIZE
 from apiclub.server.config import create_listener_config
 from apiclub.server.connections import OPEN_CONNECTIONS
@@ -185,7 +185,7 @@ RAPID_RESET = textwrap.dedent(
     from hypercorn.asyncio.worker_context import WorkerContext
     from hypercorn.events import Closed, RawData
     from hypercorn.protocol.h2 import H2Protocol
-    from apiclub import compat
+    from apiclub.compat import patches as compat
     from tests.compat.test_hypercorn_stop import RecordingApp, h2_client, protocol
 
     HEADERS = [(":method", "GET"), (":scheme", "https"), (":authority", "x"), (":path", "/")]

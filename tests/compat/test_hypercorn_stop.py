@@ -34,7 +34,7 @@ from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import ConnectionState
 
-from apiclub import compat
+from apiclub.compat import patches as compat
 from apiclub.compat.transports import socket_transport as _socket_transport
 from apiclub.server.launcher import Server
 from apiclub.server.sockets import bind_socket

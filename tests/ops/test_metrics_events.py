@@ -50,7 +50,7 @@ HOOK_SCRIPT = textwrap.dedent(
     """
     import asyncio, ssl, sys, trustme
     from apiclub import observe
-    from apiclub import compat
+    from apiclub.compat import patches as compat
 
     seen = []
     observe.subscribe(lambda event, fields: seen.append(event))

@@ -22,7 +22,7 @@ from hypercorn.events import RawData as Raw
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import ConnectionState
 
-from apiclub import compat
+from apiclub.compat import patches as compat
 from apiclub.server.config import ListenerConfig
 from tests.compat.test_hypercorn_stop import POST, Connection, RecordingApp
 

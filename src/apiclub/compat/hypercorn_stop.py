@@ -1,6 +1,6 @@
 """Workarounds for Hypercorn 0.18 bugs that turn a graceful stop into lost or hanging requests.
 
-Each function below applies one patch (`compat.install` applies them all, in order, once);
+Each function below applies one patch (`patches.install` applies them all, in order, once);
 each names its bug:
 - `TCPServer._close` lets TLS close errors escape (pgjones/hypercorn#261, #264): 500s, no exit.
 - `protocol_send` and `_read_data` turn I/O on a vanished TLS transport into a traceback.
@@ -291,7 +291,7 @@ class _NoTracker:
 
 
 tracker: ConnectionTracker = _NoTracker()
-"""Set by `compat.install` before the patches go in."""
+"""Set by `patches.install` before the patches go in."""
 
 
 def track_connections() -> None:

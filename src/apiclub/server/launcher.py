@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, cast
 
 from hypercorn.asyncio import serve as hypercorn_serve
 
-from apiclub import compat
 from apiclub.api import create_app
+from apiclub.compat import patches
 from apiclub.observe import subscribe
 from apiclub.server.asgi import ASGIApp
 from apiclub.server.config import ListenerConfig, create_listener_config
@@ -114,7 +114,7 @@ class Server:
             CompatError, CertificateError, StorageError, ListenError: with a message naming
                 the fix.
         """
-        compat.install(OPEN_CONNECTIONS)
+        patches.install(OPEN_CONNECTIONS)
         self._prepare_sockets()
         assert self._api_socket is not None  # noqa: S101
         self._api_port = int(self._api_socket.getsockname()[1])
