@@ -4,8 +4,9 @@ import json
 
 import pytest
 
+from apiclub.names import parse_host
 from apiclub.server.asgi import Message, Receive, Scope, Send
-from apiclub.server.hosts import HostCheckMiddleware, parse_host, request_host
+from apiclub.server.hosts import HostCheckMiddleware, request_host
 from tests.server.asgi_helpers import call, http_scope
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from apiclub.names import parse_host as parse_host  # re-exported: where callers look
+from apiclub.names import parse_host
 from apiclub.server.asgi import ASGIApp, Receive, Scope, Send, send_json
 
 
